@@ -1,0 +1,198 @@
+package sim
+
+import (
+	"math/rand/v2"
+	"time"
+)
+
+// NodeID names a node: a server, a client or a device. The simulator numbers
+// its nodes 0..n-1; External is the sender of messages injected from outside.
+type NodeID int32
+
+// External is the sender recorded on messages injected by a test or a host
+// rather than sent by a machine.
+const External NodeID = -1
+
+// Message is a protocol message. Each protocol defines its own concrete types;
+// a Codec turns them into bytes for the real network. Messages are values:
+// once sent, neither sender nor receiver may mutate one.
+type Message any
+
+// EventKind says what happened to a machine.
+type EventKind uint8
+
+const (
+	// EventStart boots or restarts the machine with its durable journal.
+	EventStart EventKind = iota + 1
+	// EventMessage delivers a message from another node.
+	EventMessage
+	// EventTimer fires a timer the machine set earlier.
+	EventTimer
+)
+
+func (k EventKind) String() string {
+	switch k {
+	case EventStart:
+		return "start"
+	case EventMessage:
+		return "recv"
+	case EventTimer:
+		return "timer"
+	}
+	return "unknown"
+}
+
+// Event is one input to a machine. Only the fields of its Kind are set.
+type Event struct {
+	Kind EventKind
+	// Now is the node's own monotonic clock: virtual in the simulator (and
+	// subject to the node's drift), the process's monotonic clock in the
+	// runtime. Machines read time only from here.
+	Now time.Duration
+	// From and Msg are set for EventMessage.
+	From NodeID
+	Msg  Message
+	// Timer is the name of the timer that fired, for EventTimer.
+	Timer string
+	// Boot is set for EventStart.
+	Boot *Boot
+}
+
+// Boot is what a machine is given when it starts.
+type Boot struct {
+	// ID is the node's own id.
+	ID NodeID
+	// Journal is everything the node had made durable before; empty on
+	// first boot.
+	Journal Journal
+	// Rand is the machine's own random stream: derived from the simulation
+	// seed in the simulator, seeded from the OS in the runtime. Machines use
+	// no other randomness.
+	Rand *rand.Rand
+}
+
+// Journal is a node's durable state as recovered at start: an optional
+// snapshot, followed by the records appended after the prefix it covers.
+//
+// Records are numbered from 0 over the node's whole life. Records[i] has the
+// absolute index Base+i, and Base is the number of records the snapshot
+// replaced (0 without a snapshot).
+type Journal struct {
+	Snapshot []byte
+	Base     uint64
+	Records  [][]byte
+}
+
+// Next is the absolute index the next appended record will get.
+func (j *Journal) Next() uint64 { return j.Base + uint64(len(j.Records)) }
+
+// Empty reports whether nothing was ever made durable.
+func (j *Journal) Empty() bool { return j.Snapshot == nil && len(j.Records) == 0 && j.Base == 0 }
+
+// Machine is a protocol participant written as a pure state machine. It
+// reacts to one event at a time by appending effects to out; it never
+// performs an effect itself, and never reads the clock, global randomness,
+// the network or the disk, or starts goroutines.
+//
+// A machine that crashes is discarded: the host builds a fresh one and
+// starts it with the durable journal, so volatile state is whatever Step
+// rebuilds from it.
+type Machine interface {
+	Step(ev Event, out *Effects)
+}
+
+// Send is an effect: deliver Msg to node To.
+type Send struct {
+	To  NodeID
+	Msg Message
+}
+
+// TimerOp is an effect: set (After >= 0) or cancel (Cancel) the named timer.
+// Setting a timer that is already set replaces it.
+type TimerOp struct {
+	Name   string
+	After  time.Duration
+	Cancel bool
+}
+
+// SnapshotOp is an effect: a snapshot that replaces the journal records with
+// absolute indices below UpTo.
+type SnapshotOp struct {
+	Data []byte
+	UpTo uint64
+}
+
+// Effects collects what a machine wants done in answer to one event. The
+// host executes them after Step returns, obeying the durability rule: every
+// journal write made so far is durable before any message in Sends leaves
+// the node. Appended records with neither a send nor a Sync in the same event
+// stay pending and are lost if the node crashes before a later sync.
+type Effects struct {
+	Sends        []Send
+	Timers       []TimerOp
+	Appends      [][]byte
+	Snapshot     *SnapshotOp
+	SyncRequest  bool
+	Observations []any
+}
+
+// Send asks the host to deliver m to node to.
+func (e *Effects) Send(to NodeID, m Message) { e.Sends = append(e.Sends, Send{To: to, Msg: m}) }
+
+// SetTimer sets the named timer to fire after d of the node's own clock,
+// replacing any timer of the same name.
+func (e *Effects) SetTimer(name string, d time.Duration) {
+	if d < 0 {
+		d = 0
+	}
+	e.Timers = append(e.Timers, TimerOp{Name: name, After: d})
+}
+
+// CancelTimer cancels the named timer if it is set.
+func (e *Effects) CancelTimer(name string) {
+	e.Timers = append(e.Timers, TimerOp{Name: name, Cancel: true})
+}
+
+// Append adds a record to the node's journal. The host keeps rec as it is;
+// the machine must not modify it afterwards.
+func (e *Effects) Append(rec []byte) { e.Appends = append(e.Appends, rec) }
+
+// Sync asks for every journal write so far to be made durable even if this
+// event sends nothing.
+func (e *Effects) Sync() { e.SyncRequest = true }
+
+// SaveSnapshot replaces the journal records below absolute index upTo with
+// data. It becomes durable with the next sync. A later call in the same
+// event wins.
+func (e *Effects) SaveSnapshot(data []byte, upTo uint64) {
+	e.Snapshot = &SnapshotOp{Data: data, UpTo: upTo}
+}
+
+// Observe records an observation (a light's colour, a completed client
+// operation, a committed entry) for checkers and traces.
+func (e *Effects) Observe(o any) { e.Observations = append(e.Observations, o) }
+
+// Syncs reports whether the host must sync the journal after this event.
+func (e *Effects) Syncs() bool {
+	return e.SyncRequest || len(e.Sends) > 0
+}
+
+// Reset empties e for reuse, keeping its buffers.
+func (e *Effects) Reset() {
+	clear(e.Sends)
+	clear(e.Appends)
+	clear(e.Observations)
+	e.Sends = e.Sends[:0]
+	e.Timers = e.Timers[:0]
+	e.Appends = e.Appends[:0]
+	e.Snapshot = nil
+	e.SyncRequest = false
+	e.Observations = e.Observations[:0]
+}
+
+// Codec turns a protocol's messages into bytes and back. Decode must reject
+// malformed input with an error and never panic.
+type Codec interface {
+	Encode(dst []byte, m Message) ([]byte, error)
+	Decode(b []byte) (Message, error)
+}
