@@ -1,0 +1,81 @@
+package sim
+
+import "time"
+
+type itemKind uint8
+
+const (
+	itemStart itemKind = iota + 1
+	itemMessage
+	itemTimer
+	itemSyncDone
+	itemFault
+)
+
+// item is one entry of the event queue. Items are stored by value in a
+// binary heap so that scheduling an event allocates nothing.
+type item struct {
+	at       time.Duration
+	seq      uint64 // insertion order: breaks ties deterministically
+	departAt time.Duration
+	msg      Message
+	node     NodeID // the node the item happens to
+	from     NodeID // message sender
+	inc      uint32 // incarnation of the node that created the item
+	gen      uint32 // timer generation
+	slot     int32  // timer slot, or fault index
+	kind     itemKind
+}
+
+// queue is a min-heap of items ordered by (at, seq).
+type queue struct{ items []item }
+
+func (q *queue) less(i, j int) bool {
+	a, b := &q.items[i], &q.items[j]
+	if a.at != b.at {
+		return a.at < b.at
+	}
+	return a.seq < b.seq
+}
+
+func (q *queue) len() int { return len(q.items) }
+
+func (q *queue) push(it item) {
+	q.items = append(q.items, it)
+	i := len(q.items) - 1
+	for i > 0 {
+		p := (i - 1) / 2
+		if !q.less(i, p) {
+			break
+		}
+		q.items[i], q.items[p] = q.items[p], q.items[i]
+		i = p
+	}
+}
+
+func (q *queue) pop() item {
+	top := q.items[0]
+	last := len(q.items) - 1
+	q.items[0] = q.items[last]
+	q.items[last] = item{} // release references for the collector
+	q.items = q.items[:last]
+	i, n := 0, last
+	for {
+		l := 2*i + 1
+		if l >= n {
+			break
+		}
+		m := l
+		if r := l + 1; r < n && q.less(r, l) {
+			m = r
+		}
+		if !q.less(m, i) {
+			break
+		}
+		q.items[i], q.items[m] = q.items[m], q.items[i]
+		i = m
+	}
+	return top
+}
+
+func (q *queue) peek() *item { return &q.items[0] }

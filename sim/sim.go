@@ -1,0 +1,561 @@
+package sim
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"slices"
+	"time"
+)
+
+// Config describes one simulation. Everything random is derived from Seed.
+type Config struct {
+	Seed uint64
+	// Nodes is the number of nodes, with ids 0..Nodes-1.
+	Nodes int
+	// New builds a fresh machine for a node: at t=0 and at every restart.
+	New func(id NodeID) Machine
+	// Network is the message fault model in force from the start.
+	Network Network
+	// SyncLatency is how long a journal sync takes; messages sent by an
+	// event that syncs leave only when the sync completes.
+	SyncLatency time.Duration
+	// DriftPPM is each node's clock drift in parts per million, within
+	// ±100000 (nil: no drift). A node with drift +50000 sees its clock run
+	// 5% fast, so its timers fire 5% early in global time.
+	DriftPPM []int32
+	// Codec, if set, round-trips every message through bytes so codec
+	// and aliasing bugs show up in simulation.
+	Codec Codec
+	// Checkers run after every event and at the end of Run.
+	Checkers []Checker
+	// Trace receives one JSON object per line per event, if set.
+	Trace io.Writer
+
+	// The rest is used by Run.
+
+	// Faults is the fault schedule of the fault phase.
+	Faults []Fault
+	// Duration is the length of the fault phase.
+	Duration time.Duration
+	// Liveness, if set, is required after the fault phase: every fault is
+	// healed and the condition must hold within Liveness.Within.
+	Liveness *Liveness
+}
+
+// Checker inspects the simulation. Step runs after every event; End once
+// when Run finishes. Either may be nil. A non-nil error fails the run.
+type Checker struct {
+	Name string
+	Step func(s *Sim) error
+	End  func(s *Sim) error
+}
+
+// Liveness is a condition the system must reach once faults are healed.
+type Liveness struct {
+	Name   string
+	Within time.Duration
+	Cond   func(s *Sim) bool
+}
+
+// Observation is something a machine observed, stamped with the global
+// virtual time and the node.
+type Observation struct {
+	At    time.Duration
+	Node  NodeID
+	Value any
+}
+
+// Failure is the error a run fails with: which checker, where and when.
+type Failure struct {
+	Checker string
+	Step    uint64
+	At      time.Duration
+	Err     error
+}
+
+func (f *Failure) Error() string {
+	return fmt.Sprintf("%s: step %d at %v: %v", f.Checker, f.Step, f.At, f.Err)
+}
+
+func (f *Failure) Unwrap() error { return f.Err }
+
+type timerSlot struct {
+	name string
+	gen  uint32
+	set  bool
+}
+
+type diskOp struct {
+	rec  []byte
+	snap *SnapshotOp
+}
+
+type syncBatch struct {
+	done time.Duration
+	ops  []diskOp
+}
+
+type node struct {
+	id      NodeID
+	m       Machine
+	up      bool
+	paused  bool
+	inc     uint32
+	crashAt []time.Duration // crashAt[i]: when incarnation i ended
+	timers  []timerSlot
+	out     Effects
+	drift   int64
+	held    []item // events that arrived while paused
+
+	durable  Journal
+	pending  []diskOp    // written, no sync requested yet
+	syncing  []syncBatch // sync requested, not yet complete
+	lastDone time.Duration
+}
+
+// Sim is a running simulation. It is not safe for concurrent use; run many
+// seeds in parallel with one Sim each.
+type Sim struct {
+	cfg      Config
+	now      time.Duration
+	q        queue
+	seq      uint64
+	nodes    []*node
+	blocked  []bool // blocked[from*n+to]
+	clogged  []bool
+	clogHeld []item
+	net      Network
+	netRng   *rand.Rand
+	faultRng *rand.Rand
+	workRng  *rand.Rand
+	stats    Stats
+	obs      []Observation
+	steps    uint64
+	hash     uint64
+	tracer   *tracer
+	failure  *Failure
+}
+
+// Stream ids for deriving independent random streams from the root seed.
+const (
+	streamNetwork = iota + 1
+	streamFaults
+	streamWorkload
+	streamSwarm
+	streamNode = 1 << 20
+)
+
+// Stream derives an independent random stream from a seed.
+func Stream(seed, stream uint64) *rand.Rand {
+	return rand.New(rand.NewPCG(splitmix(seed^0x9e3779b97f4a7c15*stream), splitmix(seed+stream)))
+}
+
+func splitmix(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
+	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
+	return x ^ (x >> 31)
+}
+
+// New builds a simulation and queues a start event for every node at t=0.
+func New(cfg Config) *Sim {
+	if cfg.Nodes <= 0 || cfg.New == nil {
+		panic("sim: Config needs Nodes > 0 and New")
+	}
+	s := &Sim{
+		cfg:      cfg,
+		net:      cfg.Network,
+		netRng:   Stream(cfg.Seed, streamNetwork),
+		faultRng: Stream(cfg.Seed, streamFaults),
+		workRng:  Stream(cfg.Seed, streamWorkload),
+		blocked:  make([]bool, cfg.Nodes*cfg.Nodes),
+		clogged:  make([]bool, cfg.Nodes*cfg.Nodes),
+		hash:     fnvOffset,
+	}
+	if cfg.Trace != nil {
+		s.tracer = newTracer(cfg.Trace)
+	}
+	for i := range cfg.Nodes {
+		n := &node{id: NodeID(i), crashAt: []time.Duration{}}
+		if i < len(cfg.DriftPPM) {
+			n.drift = int64(max(-100_000, min(100_000, cfg.DriftPPM[i])))
+		}
+		s.nodes = append(s.nodes, n)
+		n.up, n.m = true, cfg.New(n.id)
+		s.push(item{kind: itemStart, node: n.id})
+	}
+	return s
+}
+
+func (s *Sim) push(it item) {
+	if it.at < s.now {
+		it.at = s.now
+	}
+	it.seq = s.seq
+	s.seq++
+	s.q.push(it)
+}
+
+// Now is the global virtual time.
+func (s *Sim) Now() time.Duration { return s.now }
+
+// Nodes is the number of nodes.
+func (s *Sim) Nodes() int { return len(s.nodes) }
+
+// Machine returns node id's current machine, or nil while it is crashed.
+func (s *Sim) Machine(id NodeID) Machine { return s.nodes[id].m }
+
+// Up reports whether node id is running (paused nodes are up).
+func (s *Sim) Up(id NodeID) bool { return s.nodes[id].up }
+
+// Paused reports whether node id is paused.
+func (s *Sim) Paused(id NodeID) bool { return s.nodes[id].paused }
+
+// Durable returns node id's durable journal. The caller must not modify it.
+func (s *Sim) Durable(id NodeID) Journal { return s.nodes[id].durable }
+
+// Observations returns everything observed so far, in order. The caller
+// must not modify the slice.
+func (s *Sim) Observations() []Observation { return s.obs }
+
+// Stats returns the message and event counters.
+func (s *Sim) Stats() Stats { return s.stats }
+
+// Steps is the number of queue entries processed so far.
+func (s *Sim) Steps() uint64 { return s.steps }
+
+// Hash is the running hash of the trace so far (see the trace docs).
+func (s *Sim) Hash() uint64 { return s.hash }
+
+// Rand is a workload random stream derived from the seed, for tests and
+// drivers that make choices outside the machines.
+func (s *Sim) Rand() *rand.Rand { return s.workRng }
+
+// Network returns the network model in force.
+func (s *Sim) Network() Network { return s.net }
+
+// SetNetwork replaces the network model for messages sent from now on.
+func (s *Sim) SetNetwork(n Network) { s.net = n; s.traceNote("network", n.String()) }
+
+// Err is the first checker failure, or nil.
+func (s *Sim) Err() error {
+	if s.failure == nil {
+		return nil
+	}
+	return s.failure
+}
+
+// localNow converts global time to node n's drifting clock.
+func (n *node) localNow(t time.Duration) time.Duration {
+	if n.drift == 0 {
+		return t
+	}
+	return t + time.Duration(int64(t)*n.drift/1_000_000)
+}
+
+// globalAfter converts a duration on node n's clock to global time.
+func (n *node) globalAfter(d time.Duration) time.Duration {
+	if n.drift == 0 {
+		return d
+	}
+	return time.Duration(int64(d) * 1_000_000 / (1_000_000 + n.drift))
+}
+
+// Step processes the next queued event. It returns false when the queue is
+// empty or a checker has failed.
+func (s *Sim) Step() bool {
+	if s.failure != nil || s.q.len() == 0 {
+		return false
+	}
+	it := s.q.pop()
+	s.now = it.at
+	s.steps++
+	if s.dispatch(&it) {
+		s.check()
+	}
+	return s.failure == nil
+}
+
+// RunFor runs events for d of virtual time, then sets the clock to the end
+// of the interval. It returns the first checker failure.
+func (s *Sim) RunFor(d time.Duration) error {
+	end := s.now + d
+	for s.failure == nil && s.q.len() > 0 && s.q.peek().at <= end {
+		s.Step()
+	}
+	if s.failure == nil && end > s.now {
+		s.now = end
+	}
+	return s.Err()
+}
+
+// ErrTimeout is returned by RunUntil when the condition did not hold in time.
+var ErrTimeout = errors.New("condition not reached in time")
+
+// RunUntil runs until cond holds (checked after every event), for at most
+// limit of virtual time. It returns a checker failure, or an error wrapping
+// ErrTimeout.
+func (s *Sim) RunUntil(cond func(*Sim) bool, limit time.Duration) error {
+	end := s.now + limit
+	for !cond(s) {
+		if s.failure != nil {
+			return s.failure
+		}
+		if s.q.len() == 0 || s.q.peek().at > end {
+			s.now = max(s.now, end)
+			return fmt.Errorf("after %v: %w", limit, ErrTimeout)
+		}
+		s.Step()
+	}
+	return s.Err()
+}
+
+func (s *Sim) check() {
+	for _, c := range s.cfg.Checkers {
+		if c.Step == nil {
+			continue
+		}
+		if err := c.Step(s); err != nil {
+			s.fail(c.Name, err)
+			return
+		}
+	}
+}
+
+func (s *Sim) fail(checker string, err error) {
+	if s.failure == nil {
+		s.failure = &Failure{Checker: checker, Step: s.steps, At: s.now, Err: err}
+		s.traceNote("failure", s.failure.Error())
+	}
+}
+
+// dispatch handles one queue item; it reports whether anything happened
+// that checkers should look at.
+func (s *Sim) dispatch(it *item) bool {
+	switch it.kind {
+	case itemStart:
+		n := s.nodes[it.node]
+		if !n.up || it.inc != n.inc {
+			return false
+		}
+		// A fresh Boot each start: machines may keep it (and its Rand).
+		boot := &Boot{ID: n.id, Journal: n.durable, Rand: Stream(s.cfg.Seed, streamNode+uint64(n.id)<<16+uint64(n.inc))}
+		boot.Journal.Records = slices.Clip(n.durable.Records)
+		s.stepMachine(n, Event{Kind: EventStart, Boot: boot})
+		return true
+	case itemMessage:
+		return s.deliver(it)
+	case itemTimer:
+		n := s.nodes[it.node]
+		if !n.up || it.inc != n.inc {
+			return false
+		}
+		t := &n.timers[it.slot]
+		if !t.set || t.gen != it.gen {
+			return false
+		}
+		if n.paused {
+			n.held = append(n.held, *it)
+			return false
+		}
+		t.set = false
+		s.stepMachine(n, Event{Kind: EventTimer, Timer: t.name})
+		return true
+	case itemSyncDone:
+		n := s.nodes[it.node]
+		if it.inc == n.inc && len(n.syncing) > 0 {
+			b := n.syncing[0]
+			n.syncing = n.syncing[1:]
+			n.applyDurable(b.ops)
+		}
+		return false
+	case itemFault:
+		s.Apply(s.cfg.Faults[it.slot])
+		return true
+	}
+	return false
+}
+
+func (s *Sim) deliver(it *item) bool {
+	n := s.nodes[it.node]
+	if it.from != External {
+		src := s.nodes[it.from]
+		// A message whose sender crashed before its sync completed never
+		// left the sender.
+		if it.inc != src.inc && src.crashAt[it.inc] < it.departAt {
+			return s.drop(it, "sender crashed before the message left")
+		}
+		if s.blocked[int(it.from)*len(s.nodes)+int(it.node)] {
+			return s.drop(it, "link cut")
+		}
+		if s.clogged[int(it.from)*len(s.nodes)+int(it.node)] {
+			s.clogHeld = append(s.clogHeld, *it)
+			return false
+		}
+	}
+	if !n.up {
+		return s.drop(it, "receiver down")
+	}
+	if n.paused {
+		n.held = append(n.held, *it)
+		return false
+	}
+	s.stats.InFlight--
+	s.stats.Delivered++
+	s.stepMachine(n, Event{Kind: EventMessage, From: it.from, Msg: it.msg})
+	return true
+}
+
+func (s *Sim) drop(it *item, why string) bool {
+	s.stats.InFlight--
+	s.stats.Dropped++
+	s.hashEvent(kindDrop, it.node, it.from)
+	if s.tracer != nil {
+		s.tracer.drop(s, it, why)
+	}
+	return false
+}
+
+func (s *Sim) stepMachine(n *node, ev Event) {
+	ev.Now = n.localNow(s.now)
+	s.stats.Events++
+	n.out.Reset()
+	n.m.Step(ev, &n.out)
+	e := &n.out
+	s.hashEvent(uint64(ev.Kind), n.id, ev.From)
+	s.hashCounts(len(e.Sends), len(e.Appends), len(e.Timers))
+	if s.tracer != nil {
+		s.tracer.event(s, n, &ev)
+	}
+	s.execute(n, e)
+}
+
+// execute carries out a machine's effects under the durability rule.
+func (s *Sim) execute(n *node, e *Effects) {
+	for _, rec := range e.Appends {
+		n.pending = append(n.pending, diskOp{rec: rec})
+	}
+	if e.Snapshot != nil {
+		n.pending = append(n.pending, diskOp{snap: e.Snapshot})
+	}
+	departAt := s.now
+	if e.Syncs() && len(n.pending) > 0 {
+		if s.cfg.SyncLatency == 0 && len(n.syncing) == 0 {
+			n.applyDurable(n.pending)
+		} else {
+			done := max(s.now+s.cfg.SyncLatency, n.lastDone)
+			n.syncing = append(n.syncing, syncBatch{done: done, ops: n.pending})
+			s.push(item{kind: itemSyncDone, at: done, node: n.id, inc: n.inc})
+			n.lastDone = done
+		}
+		n.pending = nil
+	}
+	if len(n.syncing) > 0 {
+		// Writes still syncing, this event's or earlier ones: messages wait.
+		departAt = n.lastDone
+	}
+	for _, op := range e.Timers {
+		s.setTimer(n, op)
+	}
+	for _, snd := range e.Sends {
+		s.send(n.id, n.inc, snd.To, snd.Msg, departAt)
+	}
+	for _, o := range e.Observations {
+		s.obs = append(s.obs, Observation{At: s.now, Node: n.id, Value: o})
+	}
+}
+
+func (n *node) applyDurable(ops []diskOp) {
+	j := &n.durable
+	for _, op := range ops {
+		if op.snap == nil {
+			j.Records = append(j.Records, op.rec)
+			continue
+		}
+		upTo := min(op.snap.UpTo, j.Next())
+		if upTo >= j.Base {
+			j.Records = slices.Clone(j.Records[upTo-j.Base:])
+			j.Base = upTo
+		}
+		j.Snapshot = op.snap.Data
+	}
+}
+
+func (s *Sim) setTimer(n *node, op TimerOp) {
+	slot := -1
+	for i := range n.timers {
+		if n.timers[i].name == op.Name {
+			slot = i
+			break
+		}
+	}
+	if slot < 0 {
+		if op.Cancel {
+			return
+		}
+		slot = len(n.timers)
+		n.timers = append(n.timers, timerSlot{name: op.Name})
+	}
+	t := &n.timers[slot]
+	t.gen++
+	t.set = !op.Cancel
+	if t.set {
+		s.push(item{kind: itemTimer, at: s.now + n.globalAfter(op.After), node: n.id, inc: n.inc, gen: t.gen, slot: int32(slot)})
+	}
+}
+
+func (s *Sim) send(from NodeID, inc uint32, to NodeID, m Message, departAt time.Duration) {
+	s.stats.Sent++
+	if to < 0 || int(to) >= len(s.nodes) {
+		s.stats.Delivered++ // left the simulated system
+		return
+	}
+	if s.cfg.Codec != nil {
+		m = s.roundTrip(m)
+	}
+	if s.net.Loss > 0 && s.netRng.Float64() < s.net.Loss {
+		s.stats.Dropped++
+		return
+	}
+	it := item{kind: itemMessage, node: to, from: from, inc: inc, msg: m, departAt: departAt}
+	it.at = departAt + s.net.sample(s.netRng)
+	s.stats.InFlight++
+	s.push(it)
+	if s.net.Duplicate > 0 && s.netRng.Float64() < s.net.Duplicate {
+		s.stats.Duplicated++
+		s.stats.InFlight++
+		it.at = departAt + s.net.sample(s.netRng)
+		s.push(it)
+	}
+}
+
+func (s *Sim) roundTrip(m Message) Message {
+	b, err := s.cfg.Codec.Encode(nil, m)
+	if err != nil {
+		s.fail("codec", fmt.Errorf("encode %T: %w", m, err))
+		return m
+	}
+	out, err := s.cfg.Codec.Decode(b)
+	if err != nil {
+		s.fail("codec", fmt.Errorf("decode %T: %w", m, err))
+		return m
+	}
+	return out
+}
+
+// Inject delivers m to node to, from External, at the current time. It
+// bypasses the network model.
+func (s *Sim) Inject(to NodeID, m Message) {
+	s.stats.Sent++
+	s.stats.InFlight++
+	s.push(item{kind: itemMessage, at: s.now, node: to, from: External, msg: m})
+}
+
+// InjectAt delivers m to node to, from External, at virtual time at.
+func (s *Sim) InjectAt(at time.Duration, to NodeID, m Message) {
+	s.stats.Sent++
+	s.stats.InFlight++
+	s.push(item{kind: itemMessage, at: at, node: to, from: External, msg: m})
+}
