@@ -76,8 +76,8 @@ func (f Fault) String() string {
 // FaultConfig says which faults a generated schedule contains.
 type FaultConfig struct {
 	Partitions, OneWay, Clogs bool
-	Crashes, TornWrites      bool
-	Pauses                   bool
+	Crashes, TornWrites       bool
+	Pauses                    bool
 	// Every is the mean time between the starts of fault episodes.
 	Every time.Duration
 	// Targets are the nodes that may crash or pause; nil means all.
