@@ -1,0 +1,226 @@
+package runtime_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flotilla-sim/flotilla/runtime"
+	"github.com/flotilla-sim/flotilla/sim"
+)
+
+// strCodec carries string messages as raw bytes; it rejects bytes starting
+// with '!' so tests can send undecodable datagrams.
+type strCodec struct{}
+
+func (strCodec) Encode(dst []byte, m sim.Message) ([]byte, error) {
+	s, ok := m.(string)
+	if !ok {
+		return nil, fmt.Errorf("not a string: %T", m)
+	}
+	return append(dst, s...), nil
+}
+
+func (strCodec) Decode(b []byte) (sim.Message, error) {
+	if len(b) > 0 && b[0] == '!' {
+		return nil, errors.New("bad datagram")
+	}
+	return string(b), nil
+}
+
+// pinger sends "ping i" to its peer for i < n, one at a time, and observes
+// each answer; ponger answers every "ping i" with "pong i", journaling it.
+type pinger struct {
+	peer sim.NodeID
+	n, i int
+}
+
+func (p *pinger) Step(ev sim.Event, out *sim.Effects) {
+	switch ev.Kind {
+	case sim.EventStart:
+		out.Send(p.peer, "ping 0")
+		out.SetTimer("retry", 200*time.Millisecond)
+	case sim.EventTimer:
+		out.Send(p.peer, fmt.Sprintf("ping %d", p.i))
+		out.SetTimer("retry", 200*time.Millisecond)
+	case sim.EventMessage:
+		if ev.Msg != fmt.Sprintf("pong %d", p.i) {
+			return
+		}
+		out.Observe(ev.Msg)
+		p.i++
+		if p.i == p.n {
+			out.CancelTimer("retry")
+			return
+		}
+		out.Send(p.peer, fmt.Sprintf("ping %d", p.i))
+		out.SetTimer("retry", 200*time.Millisecond)
+	}
+}
+
+type ponger struct{ boot sim.Journal }
+
+func (p *ponger) Step(ev sim.Event, out *sim.Effects) {
+	switch ev.Kind {
+	case sim.EventStart:
+		p.boot = ev.Boot.Journal
+	case sim.EventMessage:
+		s, _ := ev.Msg.(string)
+		if rest, ok := strings.CutPrefix(s, "ping "); ok {
+			out.Append([]byte(rest))
+			out.Send(ev.From, "pong "+rest)
+		} else {
+			out.Observe("external " + s)
+		}
+	}
+}
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func TestRunPingPongOverUDP(t *testing.T) {
+	ua, err := runtime.ListenUDP(runtime.UDPConfig{Listen: "127.0.0.1:0", Codec: strCodec{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ub, err := runtime.ListenUDP(runtime.UDPConfig{
+		Listen: "127.0.0.1:0", Codec: strCodec{},
+		Peers: map[sim.NodeID]string{0: ua.LocalAddr().String()},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// ua learns ub's address only now that ub is bound.
+	ua.Close()
+	ua, err = runtime.ListenUDP(runtime.UDPConfig{
+		Listen: ua.LocalAddr().String(), Codec: strCodec{},
+		Peers: map[sim.NodeID]string{1: ub.LocalAddr().String()},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := runtime.OpenJournal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+
+	const n = 50
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	got := make(chan any, n+1)
+	extern := make(chan any, 1)
+	errs := make(chan error, 2)
+	go func() {
+		errs <- runtime.Run(ctx, runtime.Config{ID: 1, Machine: &ponger{}, Transport: ub, Journal: j, Logger: quiet(),
+			OnObserve: func(o any) { extern <- o }})
+	}()
+	go func() {
+		errs <- runtime.Run(ctx, runtime.Config{ID: 0, Machine: &pinger{peer: 1, n: n}, Transport: ua, Logger: quiet(),
+			OnObserve: func(o any) { got <- o }})
+	}()
+	for i := range n {
+		select {
+		case o := <-got:
+			if want := fmt.Sprintf("pong %d", i); o != want {
+				t.Fatalf("observation %d = %v, want %v", i, o, want)
+			}
+		case <-ctx.Done():
+			t.Fatalf("only %d of %d pongs before timeout", i, n)
+		}
+	}
+
+	// Undecodable datagrams are dropped; a datagram from an unknown address
+	// arrives from sim.External.
+	stranger, err := runtime.ListenUDP(runtime.UDPConfig{Listen: "127.0.0.1:0", Codec: strCodec{},
+		Peers: map[sim.NodeID]string{1: ub.LocalAddr().String()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stranger.Close()
+	// strCodec encodes "!garbage" but the receiver's Decode rejects it, so
+	// the first thing the ponger observes must be the hello.
+	if err := stranger.Send(1, "!garbage"); err != nil {
+		t.Fatal(err)
+	}
+	if err := stranger.Send(1, "hello"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case o := <-extern:
+		if o != "external hello" {
+			t.Fatalf("got %v, want the stranger's hello", o)
+		}
+	case <-ctx.Done():
+		t.Fatal("stranger's datagram never arrived")
+	}
+
+	cancel()
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	}
+	// Every ping that was answered was journaled first.
+	if next := j.Next(); next < n {
+		t.Fatalf("journal holds %d records, want at least %d", next, n)
+	}
+}
+
+// clock records the Now of each event and sets one timer.
+type clock struct {
+	after time.Duration
+	nows  chan time.Duration
+}
+
+func (c *clock) Step(ev sim.Event, out *sim.Effects) {
+	c.nows <- ev.Now
+	if ev.Kind == sim.EventStart {
+		out.SetTimer("t", c.after)
+		out.SetTimer("cancelled", c.after/2)
+		out.CancelTimer("cancelled")
+	}
+}
+
+// nopTransport receives nothing and drops every send.
+type nopTransport struct{}
+
+func (nopTransport) Run(ctx context.Context, _ func(sim.NodeID, sim.Message) bool) error {
+	<-ctx.Done()
+	return nil
+}
+func (nopTransport) Send(sim.NodeID, sim.Message) error { return errors.New("nowhere to send") }
+
+func TestSpeedScalesTimersAndClock(t *testing.T) {
+	c := &clock{after: 30 * time.Second, nows: make(chan time.Duration, 4)}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		done <- runtime.Run(ctx, runtime.Config{Machine: c, Transport: nopTransport{}, Speed: 100, Logger: quiet()})
+	}()
+	<-c.nows // start
+	var fired time.Duration
+	select {
+	case fired = <-c.nows:
+	case <-ctx.Done():
+		t.Fatal("timer never fired")
+	}
+	// The cancelled timer was due first; it would have shown up here.
+	real := time.Since(start)
+	if fired < 30*time.Second {
+		t.Fatalf("timer fired at machine time %v, before the 30s it was set for", fired)
+	}
+	if real > 5*time.Second {
+		t.Fatalf("30s timer at speed 100 took %v of real time", real)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
