@@ -304,14 +304,14 @@ func (j *Journal) compact(upTo uint64) error {
 	if k := upTo - j.base; k < uint64(len(j.offsets)) {
 		from = j.offsets[k]
 	}
-	old := j.f
+	old, oldBase := j.f, j.base
 	src := io.NewSectionReader(old, from, j.size-from)
 	if err := j.writeWAL(upTo, src); err != nil {
 		return err
 	}
 	old.Close()
 	shift := from - walHeaderSize
-	kept := j.offsets[upTo-j.base:]
+	kept := j.offsets[upTo-oldBase:]
 	offsets := make([]int64, len(kept))
 	for i, o := range kept {
 		offsets[i] = o - shift
