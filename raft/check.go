@@ -1,0 +1,188 @@
+package raft
+
+import (
+	"fmt"
+	"hash/fnv"
+
+	"github.com/flotilla-sim/flotilla/sim"
+)
+
+// Checker verifies Raft's safety properties in a simulation after every
+// event. node extracts the raft Node from a machine (nil if the machine has
+// none); pass nil when the machines are *Node themselves.
+//
+// It checks: at most one leader per term; a leader never removes or
+// overwrites entries of its own log; log matching (an (index, term) pair
+// always names the same data and the same previous term); committed entries
+// agree on every node (so no two nodes apply different data at one index);
+// leader completeness (a new leader holds every entry committed so far);
+// applied <= commit <= last index; commit never goes back within one
+// incarnation and never below the snapshot.
+func Checker(node func(sim.Machine) *Node) sim.Checker {
+	c := &checker{
+		node:    node,
+		leaders: map[uint64]sim.NodeID{},
+		entries: map[[2]uint64]entryInfo{},
+	}
+	if c.node == nil {
+		c.node = func(m sim.Machine) *Node {
+			r, _ := m.(*Node)
+			return r
+		}
+	}
+	return sim.Checker{Name: "raft-safety", Step: c.step, End: c.step}
+}
+
+type entryInfo struct {
+	hash     uint64
+	prevTerm uint64
+}
+
+type committedEntry struct {
+	term uint64
+	hash uint64
+	set  bool
+}
+
+type nodeCheck struct {
+	ptr           *Node
+	lastCommit    uint64
+	verified      uint64 // entries up to here were checked against entries
+	epoch         uint64
+	leaderTerm    uint64
+	leaderLast    uint64
+	leaderLastT   uint64
+	checkedCommit uint64
+}
+
+type checker struct {
+	node      func(sim.Machine) *Node
+	nodes     []nodeCheck
+	leaders   map[uint64]sim.NodeID
+	entries   map[[2]uint64]entryInfo
+	committed []committedEntry // committed[i-1] for index i
+}
+
+func hashData(t EntryType, b []byte) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte{byte(t)})
+	h.Write(b)
+	return h.Sum64()
+}
+
+func (c *checker) step(s *sim.Sim) error {
+	for len(c.nodes) < s.Nodes() {
+		c.nodes = append(c.nodes, nodeCheck{})
+	}
+	for id := range sim.NodeID(s.Nodes()) {
+		if !s.Up(id) {
+			continue
+		}
+		m := s.Machine(id)
+		if m == nil {
+			continue
+		}
+		r := c.node(m)
+		if r == nil || r.rand == nil { // not started yet
+			continue
+		}
+		if err := c.checkNode(id, r); err != nil {
+			return fmt.Errorf("node %d (term %d, %v): %w", id, r.term, r.role, err)
+		}
+	}
+	return nil
+}
+
+func (c *checker) checkNode(id sim.NodeID, r *Node) error {
+	st := &c.nodes[id]
+	if st.ptr != r {
+		*st = nodeCheck{ptr: r, lastCommit: r.snapIndex, verified: r.snapIndex, epoch: r.epoch, checkedCommit: r.snapIndex}
+	}
+	last := r.lastIndex()
+	switch {
+	case r.applied > r.commit:
+		return fmt.Errorf("applied %d > commit %d", r.applied, r.commit)
+	case r.commit > last:
+		return fmt.Errorf("commit %d > last index %d", r.commit, last)
+	case r.commit < r.snapIndex:
+		return fmt.Errorf("commit %d below snapshot %d", r.commit, r.snapIndex)
+	case r.commit < st.lastCommit:
+		return fmt.Errorf("commit went back from %d to %d", st.lastCommit, r.commit)
+	}
+	st.lastCommit = r.commit
+
+	// Log matching, incrementally: only entries after the verified point.
+	v := min(st.verified, last)
+	if r.epoch != st.epoch {
+		if r.truncAt > 0 {
+			v = min(v, r.truncAt-1)
+		}
+		st.epoch = r.epoch
+	}
+	v = max(v, r.snapIndex)
+	for i := v + 1; i <= last; i++ {
+		e := r.entry(i)
+		pt, _ := r.termAt(i - 1)
+		info := entryInfo{hash: hashData(e.Type, e.Data), prevTerm: pt}
+		key := [2]uint64{i, e.Term}
+		if old, ok := c.entries[key]; ok {
+			if old != info {
+				return fmt.Errorf("log matching: entry (index %d, term %d) differs from another node's (prev term %d vs %d)", i, e.Term, pt, old.prevTerm)
+			}
+		} else {
+			c.entries[key] = info
+		}
+	}
+	st.verified = last
+
+	// Committed entries agree everywhere.
+	from := max(st.checkedCommit, r.snapIndex)
+	if r.commit < st.checkedCommit {
+		from = r.snapIndex
+	}
+	for i := from + 1; i <= r.commit; i++ {
+		e := r.entry(i)
+		for uint64(len(c.committed)) < i {
+			c.committed = append(c.committed, committedEntry{})
+		}
+		ce := committedEntry{term: e.Term, hash: hashData(e.Type, e.Data), set: true}
+		if old := c.committed[i-1]; old.set && old != ce {
+			return fmt.Errorf("committed entry %d differs: term %d here, term %d elsewhere", i, e.Term, old.term)
+		}
+		c.committed[i-1] = ce
+	}
+	st.checkedCommit = r.commit
+
+	if r.role != Leader {
+		st.leaderTerm = 0
+		return nil
+	}
+	if other, ok := c.leaders[r.term]; ok && other != id {
+		return fmt.Errorf("two leaders in term %d: %d and %d", r.term, other, id)
+	}
+	c.leaders[r.term] = id
+	if st.leaderTerm == r.term {
+		if last < st.leaderLast {
+			return fmt.Errorf("leader's log shrank from %d to %d", st.leaderLast, last)
+		}
+		if t, ok := r.termAt(st.leaderLast); ok && t != st.leaderLastT {
+			return fmt.Errorf("leader overwrote its entry %d (term %d -> %d)", st.leaderLast, st.leaderLastT, t)
+		}
+	} else {
+		// Newly elected: leader completeness.
+		for i := r.snapIndex + 1; i <= uint64(len(c.committed)); i++ {
+			ce := c.committed[i-1]
+			if !ce.set {
+				continue
+			}
+			t, ok := r.termAt(i)
+			if !ok || t != ce.term {
+				return fmt.Errorf("leader completeness: new leader lacks committed entry %d (term %d)", i, ce.term)
+			}
+		}
+	}
+	st.leaderTerm = r.term
+	st.leaderLast = last
+	st.leaderLastT, _ = r.termAt(last)
+	return nil
+}

@@ -1,0 +1,248 @@
+package raft
+
+import (
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
+)
+
+// Journal record format (all integers are unsigned varints, "vote" is the
+// voted-for id plus one so that 0 means none):
+//
+//	hard state:  0x01 term vote                         crc32c
+//	entries:     0x02 first count {term type len data}*  crc32c
+//
+// The trailing 4 bytes are the CRC-32C (Castagnoli, little endian) of
+// everything before them. An entries record replaces the log from index
+// first on: replay truncates the log to first-1 and appends. A hard state
+// record replaces term and vote.
+//
+// The journal snapshot (Effects.SaveSnapshot) holds a node's whole durable
+// state at the time it was taken, so it can replace every record before it:
+//
+//	snapshot:    0x03 term vote index lastTerm len appData count {term type len data}* crc32c
+//
+// where index/lastTerm describe the last entry the application state covers
+// and the entries that follow are the log tail after it.
+//
+// Replay skips records that fail to decode (bad checksum, truncated) and
+// entries records that would leave a gap; both are deterministic, so every
+// replay of the same journal gives the same state.
+const (
+	recHardState byte = 1
+	recEntries   byte = 2
+	recSnapshot  byte = 3
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+var errCorrupt = errors.New("raft: corrupt journal record")
+
+func sealRecord(b []byte) []byte {
+	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+}
+
+func openRecord(b []byte) ([]byte, error) {
+	if len(b) < 5 {
+		return nil, errCorrupt
+	}
+	body := b[:len(b)-4]
+	if binary.LittleEndian.Uint32(b[len(b)-4:]) != crc32.Checksum(body, castagnoli) {
+		return nil, errCorrupt
+	}
+	return body, nil
+}
+
+func encodeHardState(term uint64, vote int64) []byte {
+	b := make([]byte, 0, 16)
+	b = append(b, recHardState)
+	b = binary.AppendUvarint(b, term)
+	b = binary.AppendUvarint(b, uint64(vote+1))
+	return sealRecord(b)
+}
+
+func appendEntryBody(b []byte, es []Entry) []byte {
+	b = binary.AppendUvarint(b, uint64(len(es)))
+	for i := range es {
+		b = binary.AppendUvarint(b, es[i].Term)
+		b = append(b, byte(es[i].Type))
+		b = binary.AppendUvarint(b, uint64(len(es[i].Data)))
+		b = append(b, es[i].Data...)
+	}
+	return b
+}
+
+func entriesSize(es []Entry) int {
+	n := 0
+	for i := range es {
+		n += len(es[i].Data) + 12
+	}
+	return n
+}
+
+func encodeEntries(es []Entry) []byte {
+	b := make([]byte, 0, 16+entriesSize(es))
+	b = append(b, recEntries)
+	b = binary.AppendUvarint(b, es[0].Index)
+	b = appendEntryBody(b, es)
+	return sealRecord(b)
+}
+
+// reader decodes varint fields, remembering the first error.
+type reader struct {
+	b   []byte
+	err error
+}
+
+func (r *reader) uvarint() uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.err = errCorrupt
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) byte1() byte {
+	if r.err != nil {
+		return 0
+	}
+	if len(r.b) == 0 {
+		r.err = errCorrupt
+		return 0
+	}
+	c := r.b[0]
+	r.b = r.b[1:]
+	return c
+}
+
+func (r *reader) bytes() []byte {
+	n := r.uvarint()
+	if r.err != nil {
+		return nil
+	}
+	if n > uint64(len(r.b)) {
+		r.err = errCorrupt
+		return nil
+	}
+	if n == 0 {
+		r.b = r.b[0:]
+		return nil
+	}
+	v := r.b[:n:n]
+	r.b = r.b[n:]
+	return v
+}
+
+// entries decodes count entries numbered from first. Each entry takes at
+// least 3 bytes, which bounds count before anything is allocated.
+func (r *reader) entries(first uint64) []Entry {
+	n := r.uvarint()
+	if r.err != nil {
+		return nil
+	}
+	if n > uint64(len(r.b))/3 {
+		r.err = errCorrupt
+		return nil
+	}
+	if n == 0 {
+		return nil
+	}
+	es := make([]Entry, n)
+	for i := range es {
+		es[i].Index = first + uint64(i)
+		es[i].Term = r.uvarint()
+		t := r.byte1()
+		if t > byte(EntryNoop) {
+			r.err = errCorrupt
+		}
+		es[i].Type = EntryType(t)
+		es[i].Data = r.bytes()
+		if r.err != nil {
+			return nil
+		}
+	}
+	return es
+}
+
+// snapshotState is what a journal snapshot holds.
+type snapshotState struct {
+	term, index, lastTerm uint64
+	vote                  int64
+	app                   []byte
+	tail                  []Entry
+}
+
+func encodeSnapshot(st *snapshotState) []byte {
+	b := make([]byte, 0, 32+len(st.app)+entriesSize(st.tail))
+	b = append(b, recSnapshot)
+	b = binary.AppendUvarint(b, st.term)
+	b = binary.AppendUvarint(b, uint64(st.vote+1))
+	b = binary.AppendUvarint(b, st.index)
+	b = binary.AppendUvarint(b, st.lastTerm)
+	b = binary.AppendUvarint(b, uint64(len(st.app)))
+	b = append(b, st.app...)
+	b = appendEntryBody(b, st.tail)
+	return sealRecord(b)
+}
+
+func decodeSnapshot(raw []byte) (*snapshotState, error) {
+	body, err := openRecord(raw)
+	if err != nil {
+		return nil, err
+	}
+	r := reader{b: body}
+	if r.byte1() != recSnapshot {
+		return nil, errCorrupt
+	}
+	st := &snapshotState{}
+	st.term = r.uvarint()
+	st.vote = int64(r.uvarint()) - 1
+	st.index = r.uvarint()
+	st.lastTerm = r.uvarint()
+	st.app = r.bytes()
+	st.tail = r.entries(st.index + 1)
+	if r.err != nil || len(r.b) != 0 {
+		return nil, errCorrupt
+	}
+	return st, nil
+}
+
+// record is one decoded journal record.
+type record struct {
+	kind  byte
+	term  uint64
+	vote  int64
+	first uint64
+	es    []Entry
+}
+
+func decodeRecord(raw []byte) (record, error) {
+	body, err := openRecord(raw)
+	if err != nil {
+		return record{}, err
+	}
+	r := reader{b: body}
+	rec := record{kind: r.byte1()}
+	switch rec.kind {
+	case recHardState:
+		rec.term = r.uvarint()
+		rec.vote = int64(r.uvarint()) - 1
+	case recEntries:
+		rec.first = r.uvarint()
+		rec.es = r.entries(rec.first)
+		if r.err == nil && (len(rec.es) == 0 || rec.first == 0) {
+			r.err = errCorrupt
+		}
+	default:
+		return record{}, errCorrupt
+	}
+	if r.err != nil || len(r.b) != 0 {
+		return record{}, errCorrupt
+	}
+	return rec, nil
+}

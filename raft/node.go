@@ -1,0 +1,1097 @@
+package raft
+
+import (
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	"github.com/flotilla-sim/flotilla/sim"
+)
+
+// Progress states of a follower as seen by the leader.
+const (
+	stateProbe     uint8 = iota // one AppendEntries at a time, finding the match point
+	stateReplicate              // pipelining entries optimistically
+	stateSnapshot               // an InstallSnapshot is in flight
+)
+
+type inflight struct {
+	last  uint64
+	bytes int
+}
+
+// progress is the leader's (or candidate's) view of one member.
+type progress struct {
+	id           sim.NodeID
+	match, next  uint64
+	state        uint8
+	paused       bool
+	inflight     []inflight
+	inflightSize int
+	active       bool
+	ackSeq       uint64
+	lastProgress time.Duration
+	pendingSnap  uint64
+	vote         int8 // 1 granted, -1 refused, 0 unknown
+}
+
+type pendingProposal struct {
+	index, term uint64
+	from        sim.NodeID
+	id          uint64
+}
+
+type readRequest struct {
+	ctx       uint64
+	from      sim.NodeID // None for Node.ReadIndex
+	index     uint64
+	hasIndex  bool
+	seq       uint64
+	confirmed bool
+}
+
+// Node is one Raft member written as a pure state machine. Use it as a
+// sim.Machine on its own (clients send Propose, Read and TransferLeader
+// messages) or embed it in another machine and call Propose, ReadIndex and
+// TransferLeadership directly, handing it every raft message (IsMessage)
+// and every timer whose name starts with TimerPrefix.
+//
+// The inspection methods (Term, Role, Commit, Entry, ...) are read-only
+// views for checkers and tests.
+type Node struct {
+	cfg  Config
+	id   sim.NodeID
+	app  Application
+	rand *rand.Rand
+	now  time.Duration
+
+	term   uint64
+	vote   sim.NodeID
+	role   Role
+	leader sim.NodeID
+
+	// The log: ents[0] has index snapIndex+1.
+	ents      []Entry
+	snapIndex uint64
+	snapTerm  uint64
+	snapData  []byte
+	commit    uint64
+	applied   uint64
+
+	prs     []progress
+	self    int
+	quorum  int
+	scratch []uint64
+
+	lastHeard   time.Duration // last contact from the current leader
+	hbSeq       uint64
+	transferee  sim.NodeID
+	compacting  bool
+	journalNext uint64
+	skipped     int
+	epoch       uint64 // bumped whenever log entries are replaced
+	truncAt     uint64 // first index replaced by the latest epoch
+
+	pending []pendingProposal
+	reads   []readRequest
+}
+
+// New returns a Node for member id. It does nothing until its start event.
+func New(id sim.NodeID, cfg Config) *Node {
+	cfg.fill()
+	n := &Node{cfg: cfg, id: id, vote: None, leader: None, transferee: None, self: -1}
+	peers := slices.Clone(cfg.Peers)
+	slices.Sort(peers)
+	peers = slices.Compact(peers)
+	n.prs = make([]progress, len(peers))
+	for i, p := range peers {
+		n.prs[i].id = p
+		if p == id {
+			n.self = i
+		}
+	}
+	n.quorum = len(peers)/2 + 1
+	n.scratch = make([]uint64, len(peers))
+	return n
+}
+
+// Step handles one event.
+func (n *Node) Step(ev sim.Event, out *sim.Effects) {
+	n.now = ev.Now
+	switch ev.Kind {
+	case sim.EventStart:
+		n.boot(ev.Boot, out)
+	case sim.EventTimer:
+		n.timer(ev.Timer, out)
+	case sim.EventMessage:
+		n.message(ev.From, ev.Msg, out)
+	}
+}
+
+func (n *Node) boot(b *sim.Boot, out *sim.Effects) {
+	n.rand = b.Rand
+	if n.cfg.NewApp != nil {
+		n.app = n.cfg.NewApp()
+	}
+	j := &b.Journal
+	if j.Snapshot != nil {
+		if st, err := decodeSnapshot(j.Snapshot); err != nil {
+			n.skipped++
+		} else {
+			n.term, n.vote = st.term, sim.NodeID(st.vote)
+			n.snapIndex, n.snapTerm, n.snapData = st.index, st.lastTerm, st.app
+			n.ents = st.tail
+			if n.app != nil && n.snapIndex > 0 {
+				n.app.Restore(st.app)
+			}
+		}
+	}
+	for _, raw := range j.Records {
+		rec, err := decodeRecord(raw)
+		if err != nil {
+			n.skipped++
+			continue
+		}
+		switch rec.kind {
+		case recHardState:
+			n.term, n.vote = rec.term, sim.NodeID(rec.vote)
+		case recEntries:
+			if rec.first > n.lastIndex()+1 {
+				n.skipped++
+				continue
+			}
+			es := rec.es
+			if rec.first <= n.snapIndex {
+				skip := n.snapIndex + 1 - rec.first
+				if skip >= uint64(len(es)) {
+					continue
+				}
+				es = es[skip:]
+			}
+			n.ents = append(n.ents[:es[0].Index-n.snapIndex-1], es...)
+		}
+	}
+	n.journalNext = j.Next()
+	n.commit, n.applied = n.snapIndex, n.snapIndex
+	n.role = Follower
+	n.resetElectionTimer(out)
+}
+
+// ---- log helpers ----
+
+func (n *Node) lastIndex() uint64 { return n.snapIndex + uint64(len(n.ents)) }
+
+func (n *Node) lastTerm() uint64 {
+	if len(n.ents) == 0 {
+		return n.snapTerm
+	}
+	return n.ents[len(n.ents)-1].Term
+}
+
+// termAt returns the term of the entry at index i, if the node knows it.
+func (n *Node) termAt(i uint64) (uint64, bool) {
+	switch {
+	case i == n.snapIndex:
+		return n.snapTerm, true
+	case i < n.snapIndex || i > n.lastIndex():
+		return 0, false
+	}
+	return n.ents[i-n.snapIndex-1].Term, true
+}
+
+func (n *Node) entry(i uint64) *Entry { return &n.ents[i-n.snapIndex-1] }
+
+func (n *Node) pr(id sim.NodeID) *progress {
+	for i := range n.prs {
+		if n.prs[i].id == id {
+			return &n.prs[i]
+		}
+	}
+	return nil
+}
+
+// ---- durability ----
+
+func (n *Node) persistHardState(out *sim.Effects) {
+	out.Append(encodeHardState(n.term, int64(n.vote)))
+	out.Sync()
+	n.journalNext++
+}
+
+func (n *Node) persistEntries(es []Entry, out *sim.Effects) {
+	out.Append(encodeEntries(es))
+	out.Sync()
+	n.journalNext++
+}
+
+func (n *Node) saveSnapshot(out *sim.Effects) {
+	st := snapshotState{term: n.term, vote: int64(n.vote), index: n.snapIndex,
+		lastTerm: n.snapTerm, app: n.snapData, tail: n.ents}
+	out.SaveSnapshot(encodeSnapshot(&st), n.journalNext)
+	out.Sync()
+}
+
+// ---- timers ----
+
+func (n *Node) resetElectionTimer(out *sim.Effects) {
+	lo, hi := n.cfg.ElectionTimeoutMin, n.cfg.ElectionTimeoutMax
+	out.SetTimer(timerElection, lo+time.Duration(n.rand.Int64N(int64(hi-lo))))
+}
+
+func (n *Node) timer(name string, out *sim.Effects) {
+	switch name {
+	case timerElection:
+		if n.role != Leader && n.self >= 0 {
+			n.campaign(n.cfg.PreVote, false, out)
+		}
+	case timerHeartbeat:
+		if n.role == Leader {
+			n.heartbeat(out)
+			out.SetTimer(timerHeartbeat, n.cfg.HeartbeatInterval)
+		}
+	case timerQuorum:
+		if n.role == Leader {
+			n.checkQuorum(out)
+		}
+	case timerTransfer:
+		n.transferee = None
+	case timerCompact:
+		n.compacting = false
+		n.compact(out)
+	}
+}
+
+// ---- role changes ----
+
+func (n *Node) becomeFollower(term uint64, leader sim.NodeID, out *sim.Effects) {
+	if term != n.term {
+		n.term, n.vote = term, None
+		n.persistHardState(out)
+	}
+	if n.role == Leader {
+		out.CancelTimer(timerHeartbeat)
+		out.CancelTimer(timerQuorum)
+		n.failPending(out)
+	}
+	n.role = Follower
+	n.leader = leader
+	n.transferee = None
+	n.resetElectionTimer(out)
+}
+
+func (n *Node) campaign(pre, transfer bool, out *sim.Effects) {
+	for i := range n.prs {
+		n.prs[i].vote = 0
+	}
+	n.prs[n.self].vote = 1
+	term := n.term + 1
+	if pre {
+		n.role = PreCandidate
+	} else {
+		n.role = Candidate
+		n.term, n.vote = term, n.id
+		n.persistHardState(out)
+	}
+	n.leader = None
+	n.resetElectionTimer(out)
+	if n.votes() >= n.quorum {
+		n.wonElection(pre, out)
+		return
+	}
+	m := RequestVote{Term: term, LastIndex: n.lastIndex(), LastTerm: n.lastTerm(), PreVote: pre, Transfer: transfer}
+	for i := range n.prs {
+		if i != n.self {
+			out.Send(n.prs[i].id, m)
+		}
+	}
+}
+
+func (n *Node) votes() int {
+	c := 0
+	for i := range n.prs {
+		if n.prs[i].vote > 0 {
+			c++
+		}
+	}
+	return c
+}
+
+func (n *Node) wonElection(pre bool, out *sim.Effects) {
+	if pre {
+		n.campaign(false, false, out)
+		return
+	}
+	n.becomeLeader(out)
+}
+
+func (n *Node) becomeLeader(out *sim.Effects) {
+	n.role = Leader
+	n.leader = n.id
+	n.transferee = None
+	n.hbSeq = 0
+	out.CancelTimer(timerElection)
+	last := n.lastIndex()
+	for i := range n.prs {
+		p := &n.prs[i]
+		p.match, p.next = 0, last+1
+		p.state, p.paused = stateProbe, false
+		p.inflight, p.inflightSize = p.inflight[:0], 0
+		p.active, p.ackSeq, p.lastProgress = false, 0, n.now
+	}
+	n.appendLocal(EntryNoop, nil, out)
+	for i := range n.prs {
+		if i != n.self {
+			n.sendAppend(&n.prs[i], out)
+		}
+	}
+	out.SetTimer(timerHeartbeat, n.cfg.HeartbeatInterval)
+	if n.cfg.CheckQuorum {
+		out.SetTimer(timerQuorum, n.cfg.ElectionTimeoutMin)
+	}
+}
+
+// appendLocal appends one entry to the leader's log and makes it durable.
+func (n *Node) appendLocal(t EntryType, data []byte, out *sim.Effects) uint64 {
+	e := Entry{Index: n.lastIndex() + 1, Term: n.term, Type: t, Data: data}
+	n.ents = append(n.ents, e)
+	n.persistEntries(n.ents[len(n.ents)-1:], out)
+	n.prs[n.self].match = e.Index
+	n.maybeCommit(out)
+	return e.Index
+}
+
+// ---- leader: replication ----
+
+func (n *Node) sendAppend(p *progress, out *sim.Effects) bool {
+	switch p.state {
+	case stateSnapshot:
+		return false
+	case stateProbe:
+		if p.paused {
+			return false
+		}
+	case stateReplicate:
+		if len(p.inflight) >= n.cfg.MaxInflight || p.inflightSize >= n.cfg.MaxInflightBytes || p.next > n.lastIndex() {
+			return false
+		}
+	}
+	prev := p.next - 1
+	prevTerm, ok := n.termAt(prev)
+	if !ok {
+		if prev < n.snapIndex {
+			n.sendSnapshot(p, out)
+			return true
+		}
+		// next is beyond our log (cannot normally happen): fall back.
+		p.next = n.lastIndex() + 1
+		prev = p.next - 1
+		prevTerm, _ = n.termAt(prev)
+	}
+	lo := prev - n.snapIndex // position of entry next in ents
+	hi := lo
+	size := 0
+	for hi < uint64(len(n.ents)) && hi-lo < uint64(n.cfg.MaxBatchEntries) {
+		sz := len(n.ents[hi].Data) + 12
+		if hi > lo && size+sz > n.cfg.MaxBatchBytes {
+			break
+		}
+		size += sz
+		hi++
+	}
+	m := AppendEntries{Term: n.term, PrevIndex: prev, PrevTerm: prevTerm, Commit: n.commit}
+	if hi > lo {
+		m.Entries = n.ents[lo:hi:hi]
+	}
+	out.Send(p.id, m)
+	if p.state == stateReplicate {
+		if len(p.inflight) == 0 {
+			p.lastProgress = n.now
+		}
+		last := prev + (hi - lo)
+		p.next = last + 1
+		p.inflight = append(p.inflight, inflight{last: last, bytes: size})
+		p.inflightSize += size
+	} else {
+		p.paused = true
+	}
+	return true
+}
+
+func (n *Node) sendSnapshot(p *progress, out *sim.Effects) {
+	p.state = stateSnapshot
+	p.pendingSnap = n.snapIndex
+	p.lastProgress = n.now
+	out.Send(p.id, InstallSnapshot{Term: n.term, Index: n.snapIndex, LastTerm: n.snapTerm, Data: n.snapData})
+}
+
+func (n *Node) becomeReplicate(p *progress) {
+	p.state, p.paused = stateReplicate, false
+	p.next = p.match + 1
+	p.inflight, p.inflightSize = p.inflight[:0], 0
+	p.lastProgress = n.now
+}
+
+func (n *Node) becomeProbe(p *progress, next uint64) {
+	p.state, p.paused = stateProbe, false
+	p.next = max(next, p.match+1)
+	p.inflight, p.inflightSize = p.inflight[:0], 0
+	p.lastProgress = n.now
+}
+
+func (n *Node) freeInflight(p *progress, upTo uint64) {
+	k := 0
+	for k < len(p.inflight) && p.inflight[k].last <= upTo {
+		p.inflightSize -= p.inflight[k].bytes
+		k++
+	}
+	if k > 0 {
+		p.inflight = append(p.inflight[:0], p.inflight[k:]...)
+	}
+}
+
+func (n *Node) heartbeat(out *sim.Effects) {
+	n.hbSeq++
+	for i := range n.prs {
+		if i == n.self {
+			continue
+		}
+		p := &n.prs[i]
+		out.Send(p.id, Heartbeat{Term: n.term, Commit: min(p.match, n.commit), Seq: n.hbSeq})
+		switch p.state {
+		case stateProbe:
+			p.paused = false
+			if p.match < n.lastIndex() {
+				n.sendAppend(p, out)
+			}
+		case stateReplicate:
+			// Every message in flight may have been lost: start over.
+			if len(p.inflight) > 0 && n.now-p.lastProgress > n.cfg.ElectionTimeoutMin {
+				n.becomeProbe(p, p.match+1)
+				n.sendAppend(p, out)
+			}
+		case stateSnapshot:
+			if n.now-p.lastProgress > n.cfg.ElectionTimeoutMin {
+				n.becomeProbe(p, p.match+1)
+				n.sendAppend(p, out)
+			}
+		}
+	}
+}
+
+func (n *Node) checkQuorum(out *sim.Effects) {
+	active := 0
+	for i := range n.prs {
+		if i == n.self || n.prs[i].active {
+			active++
+		}
+		n.prs[i].active = false
+	}
+	if active < n.quorum {
+		n.becomeFollower(n.term, None, out)
+		return
+	}
+	out.SetTimer(timerQuorum, n.cfg.ElectionTimeoutMin)
+}
+
+// maybeCommit advances the commit index to the highest index stored on a
+// quorum, but only if that entry is from the leader's own term (an entry of
+// an earlier term is committed indirectly, never by counting replicas).
+func (n *Node) maybeCommit(out *sim.Effects) {
+	if n.role != Leader {
+		return
+	}
+	for i := range n.prs {
+		n.scratch[i] = n.prs[i].match
+	}
+	slices.Sort(n.scratch)
+	idx := n.scratch[len(n.scratch)-n.quorum]
+	if idx <= n.commit {
+		return
+	}
+	if t, _ := n.termAt(idx); t != n.term {
+		return
+	}
+	n.commitTo(idx, out)
+}
+
+func (n *Node) commitTo(idx uint64, out *sim.Effects) {
+	if idx <= n.commit {
+		return
+	}
+	n.commit = idx
+	n.applyCommitted(out)
+}
+
+func (n *Node) applyCommitted(out *sim.Effects) {
+	for n.applied < n.commit {
+		i := n.applied + 1
+		e := n.entry(i)
+		if e.Type == EntryNormal && n.app != nil {
+			n.app.Apply(i, e.Data)
+		}
+		if n.cfg.ObserveApply {
+			out.Observe(Applied{Index: i, Term: e.Term, Data: e.Data})
+		}
+		n.applied = i
+		for len(n.pending) > 0 && n.pending[0].index <= i {
+			pp := n.pending[0]
+			n.pending = n.pending[1:]
+			ok := pp.index == i && pp.term == e.Term
+			out.Send(pp.from, ProposeReply{ID: pp.id, OK: ok, Index: pp.index, Leader: n.leader})
+		}
+	}
+	if len(n.pending) == 0 {
+		n.pending = nil
+	}
+	n.processReads(out)
+	if n.cfg.SnapshotEvery > 0 && n.app != nil && !n.compacting && n.applied-n.snapIndex >= n.cfg.SnapshotEvery {
+		n.compacting = true
+		out.SetTimer(timerCompact, 0)
+	}
+}
+
+// compact replaces the log prefix up to the applied index with an
+// application snapshot, in memory and in the journal.
+func (n *Node) compact(out *sim.Effects) {
+	if n.app == nil || n.applied <= n.snapIndex {
+		return
+	}
+	data := n.app.Snapshot()
+	t, _ := n.termAt(n.applied)
+	n.ents = slices.Clone(n.ents[n.applied-n.snapIndex:])
+	n.snapIndex, n.snapTerm, n.snapData = n.applied, t, data
+	n.saveSnapshot(out)
+}
+
+func (n *Node) failPending(out *sim.Effects) {
+	for _, pp := range n.pending {
+		out.Send(pp.from, ProposeReply{ID: pp.id, Index: pp.index, Leader: None})
+	}
+	n.pending = nil
+	for _, r := range n.reads {
+		n.finishRead(r, false, out)
+	}
+	n.reads = nil
+}
+
+// ---- messages ----
+
+func (n *Node) message(from sim.NodeID, msg sim.Message, out *sim.Effects) {
+	switch m := msg.(type) {
+	case RequestVote:
+		n.onRequestVote(from, m, out)
+	case RequestVoteReply:
+		n.onRequestVoteReply(from, m, out)
+	case AppendEntries:
+		n.onAppendEntries(from, m, out)
+	case AppendEntriesReply:
+		n.onAppendEntriesReply(from, m, out)
+	case Heartbeat:
+		n.onHeartbeat(from, m, out)
+	case HeartbeatReply:
+		n.onHeartbeatReply(from, m, out)
+	case InstallSnapshot:
+		n.onInstallSnapshot(from, m, out)
+	case TimeoutNow:
+		n.onTimeoutNow(from, m, out)
+	case Propose:
+		if _, ok := n.propose(m.Data, from, m.ID, out); !ok {
+			out.Send(from, ProposeReply{ID: m.ID, Leader: n.leader})
+		}
+	case Read:
+		if !n.readIndex(m.ID, from, out) {
+			out.Send(from, ReadReply{ID: m.ID, Leader: n.leader})
+		}
+	case TransferLeader:
+		n.TransferLeadership(m.To, out)
+	}
+}
+
+// inLease reports whether this node believes in a live leader: it is the
+// leader, or it heard from one less than an election timeout ago.
+func (n *Node) inLease() bool {
+	if n.role == Leader {
+		return true
+	}
+	return n.leader != None && n.now-n.lastHeard < n.cfg.ElectionTimeoutMin
+}
+
+func (n *Node) upToDate(lastIndex, lastTerm uint64) bool {
+	lt := n.lastTerm()
+	return lastTerm > lt || (lastTerm == lt && lastIndex >= n.lastIndex())
+}
+
+func (n *Node) onRequestVote(from sim.NodeID, m RequestVote, out *sim.Effects) {
+	if n.pr(from) == nil {
+		return
+	}
+	if m.Term < n.term {
+		out.Send(from, RequestVoteReply{Term: n.term, PreVote: m.PreVote})
+		return
+	}
+	if m.Term > n.term && !m.Transfer && n.inLease() && (m.PreVote || n.cfg.CheckQuorum) {
+		// A live leader exists: do not let a node that lost contact
+		// depose it.
+		if m.PreVote {
+			out.Send(from, RequestVoteReply{Term: n.term, PreVote: true})
+		}
+		return
+	}
+	if m.PreVote {
+		grant := n.upToDate(m.LastIndex, m.LastTerm) &&
+			(m.Term > n.term || (n.vote == None || n.vote == from) && n.leader == None)
+		t := n.term
+		if grant {
+			t = m.Term
+		}
+		out.Send(from, RequestVoteReply{Term: t, Granted: grant, PreVote: true})
+		return
+	}
+	if m.Term > n.term {
+		n.becomeFollower(m.Term, None, out)
+	}
+	grant := (n.vote == None || n.vote == from) && n.upToDate(m.LastIndex, m.LastTerm)
+	if grant {
+		if n.vote != from {
+			n.vote = from
+			n.persistHardState(out)
+		}
+		n.resetElectionTimer(out)
+	}
+	out.Send(from, RequestVoteReply{Term: n.term, Granted: grant})
+}
+
+func (n *Node) onRequestVoteReply(from sim.NodeID, m RequestVoteReply, out *sim.Effects) {
+	p := n.pr(from)
+	if p == nil {
+		return
+	}
+	if m.PreVote {
+		if n.role != PreCandidate {
+			return
+		}
+		if !m.Granted && m.Term > n.term {
+			n.becomeFollower(m.Term, None, out)
+			return
+		}
+		if m.Granted && m.Term != n.term+1 {
+			return
+		}
+	} else {
+		if m.Term > n.term {
+			n.becomeFollower(m.Term, None, out)
+			return
+		}
+		if m.Term < n.term || n.role != Candidate {
+			return
+		}
+	}
+	if p.vote == 0 {
+		p.vote = -1
+		if m.Granted {
+			p.vote = 1
+		}
+	}
+	if n.votes() >= n.quorum {
+		n.wonElection(m.PreVote, out)
+	}
+}
+
+// heardFromLeader handles the common part of every message from a leader in
+// a term at least ours; it reports false if the message is stale.
+func (n *Node) heardFromLeader(from sim.NodeID, term uint64, out *sim.Effects) bool {
+	if term < n.term {
+		return false
+	}
+	if term > n.term || n.role != Follower {
+		n.becomeFollower(term, from, out)
+	} else {
+		n.resetElectionTimer(out)
+	}
+	n.leader = from
+	n.lastHeard = n.now
+	return true
+}
+
+func (n *Node) onAppendEntries(from sim.NodeID, m AppendEntries, out *sim.Effects) {
+	if n.pr(from) == nil {
+		return
+	}
+	if !n.heardFromLeader(from, m.Term, out) {
+		out.Send(from, AppendEntriesReply{Term: n.term, Index: m.PrevIndex})
+		return
+	}
+	prev, prevTerm, es := m.PrevIndex, m.PrevTerm, m.Entries
+	if prev < n.commit {
+		// Everything up to our commit index is known to match.
+		skip := n.commit - prev
+		if skip >= uint64(len(es)) {
+			out.Send(from, AppendEntriesReply{Term: n.term, Success: true, Index: n.commit})
+			return
+		}
+		prev, prevTerm, es = n.commit, es[skip-1].Term, es[skip:]
+	}
+	t, ok := n.termAt(prev)
+	if !ok {
+		out.Send(from, AppendEntriesReply{Term: n.term, Index: m.PrevIndex, ConflictIndex: n.lastIndex() + 1})
+		return
+	}
+	if t != prevTerm {
+		i := prev
+		for i > n.commit+1 && i > n.snapIndex+1 {
+			if pt, _ := n.termAt(i - 1); pt != t {
+				break
+			}
+			i--
+		}
+		out.Send(from, AppendEntriesReply{Term: n.term, Index: m.PrevIndex, ConflictTerm: t, ConflictIndex: i})
+		return
+	}
+	last := n.lastIndex()
+	for k := range es {
+		e := &es[k]
+		if e.Index <= last {
+			if et, _ := n.termAt(e.Index); et == e.Term {
+				continue // already have it: never truncate a matching entry
+			}
+			if e.Index <= n.commit {
+				return // would truncate a committed entry: impossible from a valid leader
+			}
+			// Copy on truncation: messages in flight may share the
+			// old array.
+			n.ents = slices.Clip(n.ents[:e.Index-n.snapIndex-1])
+			n.epoch++
+			n.truncAt = e.Index
+		}
+		n.ents = append(n.ents, es[k:]...)
+		n.persistEntries(es[k:], out)
+		break
+	}
+	lastNew := prev + uint64(len(es))
+	if m.Commit > n.commit {
+		n.commitTo(min(m.Commit, lastNew), out)
+	}
+	out.Send(from, AppendEntriesReply{Term: n.term, Success: true, Index: lastNew})
+}
+
+func (n *Node) onAppendEntriesReply(from sim.NodeID, m AppendEntriesReply, out *sim.Effects) {
+	p := n.pr(from)
+	if p == nil {
+		return
+	}
+	if m.Term > n.term {
+		n.becomeFollower(m.Term, None, out)
+		return
+	}
+	if m.Term < n.term || n.role != Leader {
+		return
+	}
+	p.active = true
+	if m.Success {
+		if m.Index > p.match || (m.Index == p.match && p.state == stateProbe) {
+			if m.Index > p.match {
+				p.match = m.Index
+				p.lastProgress = n.now
+			}
+			switch p.state {
+			case stateProbe:
+				n.becomeReplicate(p)
+			case stateSnapshot:
+				if p.match >= p.pendingSnap {
+					n.becomeReplicate(p)
+				}
+			case stateReplicate:
+				n.freeInflight(p, m.Index)
+			}
+			if p.next <= p.match {
+				p.next = p.match + 1
+			}
+			n.maybeCommit(out)
+			if n.transferee == from && p.match == n.lastIndex() {
+				out.Send(from, TimeoutNow{Term: n.term})
+			}
+		}
+		for n.role == Leader && n.sendAppend(p, out) {
+		}
+		return
+	}
+	// Rejected.
+	switch p.state {
+	case stateReplicate:
+		if m.Index <= p.match {
+			return
+		}
+	case stateProbe:
+		if m.Index != p.next-1 {
+			return
+		}
+	default:
+		return
+	}
+	next := m.ConflictIndex
+	if m.ConflictTerm > 0 {
+		j := min(m.Index, n.lastIndex())
+		for j > n.snapIndex {
+			t, _ := n.termAt(j)
+			if t <= m.ConflictTerm {
+				if t == m.ConflictTerm {
+					next = j + 1
+				}
+				break
+			}
+			j--
+		}
+	}
+	next = min(next, m.Index)
+	n.becomeProbe(p, next)
+	n.sendAppend(p, out)
+}
+
+func (n *Node) onHeartbeat(from sim.NodeID, m Heartbeat, out *sim.Effects) {
+	if n.pr(from) == nil {
+		return
+	}
+	if !n.heardFromLeader(from, m.Term, out) {
+		out.Send(from, HeartbeatReply{Term: n.term, Seq: m.Seq})
+		return
+	}
+	if m.Commit > n.commit {
+		n.commitTo(min(m.Commit, n.lastIndex()), out)
+	}
+	out.Send(from, HeartbeatReply{Term: n.term, Seq: m.Seq})
+}
+
+func (n *Node) onHeartbeatReply(from sim.NodeID, m HeartbeatReply, out *sim.Effects) {
+	p := n.pr(from)
+	if p == nil {
+		return
+	}
+	if m.Term > n.term {
+		n.becomeFollower(m.Term, None, out)
+		return
+	}
+	if m.Term < n.term || n.role != Leader {
+		return
+	}
+	p.active = true
+	if m.Seq > p.ackSeq {
+		p.ackSeq = m.Seq
+	}
+	if p.state == stateProbe {
+		p.paused = false
+	}
+	if p.match < n.lastIndex() {
+		n.sendAppend(p, out)
+	}
+	n.processReads(out)
+}
+
+func (n *Node) onInstallSnapshot(from sim.NodeID, m InstallSnapshot, out *sim.Effects) {
+	if n.pr(from) == nil {
+		return
+	}
+	if !n.heardFromLeader(from, m.Term, out) {
+		out.Send(from, AppendEntriesReply{Term: n.term, Index: m.Index})
+		return
+	}
+	if m.Index <= n.commit {
+		out.Send(from, AppendEntriesReply{Term: n.term, Success: true, Index: n.commit})
+		return
+	}
+	if t, ok := n.termAt(m.Index); ok && t == m.LastTerm {
+		n.ents = slices.Clone(n.ents[m.Index-n.snapIndex:])
+	} else {
+		n.ents = nil
+	}
+	n.snapIndex, n.snapTerm, n.snapData = m.Index, m.LastTerm, m.Data
+	n.commit, n.applied = m.Index, m.Index
+	n.epoch++
+	n.truncAt = m.Index + 1
+	if n.app != nil {
+		n.app.Restore(m.Data)
+	}
+	n.saveSnapshot(out)
+	out.Send(from, AppendEntriesReply{Term: n.term, Success: true, Index: m.Index})
+}
+
+func (n *Node) onTimeoutNow(from sim.NodeID, m TimeoutNow, out *sim.Effects) {
+	if n.pr(from) == nil || m.Term < n.term || n.self < 0 {
+		return
+	}
+	if m.Term > n.term {
+		n.becomeFollower(m.Term, from, out)
+	}
+	if n.role != Leader {
+		n.campaign(false, true, out)
+	}
+}
+
+// ---- application-facing API ----
+
+// Propose appends data to the log if this node is the leader and no
+// leadership transfer is under way. It returns the entry's index; the entry
+// is delivered through Application.Apply once committed (a change of leader
+// may still discard it).
+func (n *Node) Propose(data []byte, out *sim.Effects) (index uint64, ok bool) {
+	return n.propose(data, None, 0, out)
+}
+
+func (n *Node) propose(data []byte, from sim.NodeID, id uint64, out *sim.Effects) (uint64, bool) {
+	if n.role != Leader || n.transferee != None {
+		return 0, false
+	}
+	if from != None {
+		n.pending = append(n.pending, pendingProposal{index: n.lastIndex() + 1, term: n.term, from: from, id: id})
+	}
+	i := n.appendLocal(EntryNormal, data, out)
+	for k := range n.prs {
+		if k != n.self && n.prs[k].state == stateReplicate {
+			n.sendAppend(&n.prs[k], out)
+		}
+	}
+	return i, true
+}
+
+// ReadIndex starts a linearizable read identified by ctx. If this node is
+// the leader it returns true, and later calls the application's ReadReady
+// (see ReadHandler) once every entry committed before now is applied here
+// and a quorum has confirmed the leadership after now. It writes nothing to
+// the log.
+func (n *Node) ReadIndex(ctx uint64, out *sim.Effects) bool {
+	return n.readIndex(ctx, None, out)
+}
+
+func (n *Node) readIndex(ctx uint64, from sim.NodeID, out *sim.Effects) bool {
+	if n.role != Leader {
+		return false
+	}
+	r := readRequest{ctx: ctx, from: from, seq: n.hbSeq + 1}
+	if t, _ := n.termAt(n.commit); t == n.term {
+		r.index, r.hasIndex = n.commit, true
+	}
+	n.reads = append(n.reads, r)
+	if n.quorum == 1 {
+		n.hbSeq++
+	} else {
+		n.heartbeat(out)
+	}
+	n.processReads(out)
+	return true
+}
+
+func (n *Node) processReads(out *sim.Effects) {
+	if len(n.reads) == 0 || n.role != Leader {
+		return
+	}
+	inTerm := false
+	if t, _ := n.termAt(n.commit); t == n.term {
+		inTerm = true
+	}
+	done := 0
+	for k := range n.reads {
+		r := &n.reads[k]
+		if !r.hasIndex && inTerm {
+			r.index, r.hasIndex = n.commit, true
+		}
+		if !r.confirmed {
+			acks := 0
+			for i := range n.prs {
+				if i == n.self || n.prs[i].ackSeq >= r.seq {
+					acks++
+				}
+			}
+			r.confirmed = acks >= n.quorum
+		}
+		if !r.confirmed || !r.hasIndex || n.applied < r.index {
+			break
+		}
+		n.finishRead(*r, true, out)
+		done++
+	}
+	if done > 0 {
+		n.reads = append(n.reads[:0], n.reads[done:]...)
+	}
+}
+
+func (n *Node) finishRead(r readRequest, ok bool, out *sim.Effects) {
+	if r.from != None {
+		rr := ReadReply{ID: r.ctx, OK: ok, Leader: n.leader}
+		if ok {
+			rr.Index = r.index
+		}
+		out.Send(r.from, rr)
+		return
+	}
+	if h, isH := n.app.(ReadHandler); isH {
+		h.ReadReady(r.ctx, ok)
+	}
+}
+
+// TransferLeadership asks the leader to hand over to member to: it stops
+// accepting proposals, brings to up to date and tells it to start an
+// election at once. The transfer is abandoned after an election timeout.
+func (n *Node) TransferLeadership(to sim.NodeID, out *sim.Effects) bool {
+	p := n.pr(to)
+	if n.role != Leader || p == nil || to == n.id {
+		return false
+	}
+	n.transferee = to
+	out.SetTimer(timerTransfer, n.cfg.ElectionTimeoutMin)
+	if p.match == n.lastIndex() {
+		out.Send(to, TimeoutNow{Term: n.term})
+	} else {
+		n.sendAppend(p, out)
+	}
+	return true
+}
+
+// ---- inspection (read-only) ----
+
+// ID is the node's own id.
+func (n *Node) ID() sim.NodeID { return n.id }
+
+// Term is the current term.
+func (n *Node) Term() uint64 { return n.term }
+
+// Vote is the member voted for in the current term, or None.
+func (n *Node) Vote() sim.NodeID { return n.vote }
+
+// Role is the node's current role.
+func (n *Node) Role() Role { return n.role }
+
+// Leader is the leader this node currently follows (itself if leader), or
+// None.
+func (n *Node) Leader() sim.NodeID { return n.leader }
+
+// Commit is the highest index known committed.
+func (n *Node) Commit() uint64 { return n.commit }
+
+// Applied is the highest index applied.
+func (n *Node) Applied() uint64 { return n.applied }
+
+// SnapshotIndex is the last index covered by the snapshot (0: none).
+func (n *Node) SnapshotIndex() uint64 { return n.snapIndex }
+
+// LastIndex is the index of the last log entry.
+func (n *Node) LastIndex() uint64 { return n.lastIndex() }
+
+// TermAt returns the term of the entry at index i if the node still knows
+// it (i in [SnapshotIndex, LastIndex]).
+func (n *Node) TermAt(i uint64) (uint64, bool) { return n.termAt(i) }
+
+// Entry returns the entry at index i, if it is in the log (after the
+// snapshot). The entry must not be modified.
+func (n *Node) Entry(i uint64) (Entry, bool) {
+	if i <= n.snapIndex || i > n.lastIndex() {
+		return Entry{}, false
+	}
+	return *n.entry(i), true
+}
+
+// LogEpoch counts the times log entries were replaced (truncation of a
+// conflicting suffix, installed snapshot) and gives the first index the
+// latest replacement touched; checkers use it to re-verify only what changed.
+func (n *Node) LogEpoch() (epoch, truncatedAt uint64) { return n.epoch, n.truncAt }
+
+// SkippedRecords counts journal records replay had to skip at boot.
+func (n *Node) SkippedRecords() int { return n.skipped }

@@ -1,0 +1,107 @@
+package raft
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/flotilla-sim/flotilla/sim"
+	"github.com/flotilla-sim/flotilla/sim/simtest"
+)
+
+// swarmRun runs one seed of the swarm: a plan of faults drawn from the
+// seed, a workload of proposals, reads and leadership transfers, and a
+// liveness phase in which every fault heals and a fresh proposal must
+// commit on every node.
+func swarmRun(seed uint64, faultPhase time.Duration) error {
+	const n = 5
+	plan := sim.SwarmPlan(seed, sim.Network{Delay: time.Millisecond, Jitter: time.Millisecond}, n)
+	rng := sim.Stream(seed, 99)
+	c := &cluster{rec: newRecorder(), n: n}
+	rc := testConfig(n)
+	rc.PreVote = rng.IntN(4) != 0
+	rc.CheckQuorum = rng.IntN(4) != 0
+	if rng.IntN(2) == 0 {
+		rc.SnapshotEvery = uint64(5 + rng.IntN(60))
+	}
+	if rng.IntN(2) == 0 {
+		rc.MaxInflight = 1 + rng.IntN(4)
+		rc.MaxBatchEntries = 1 + rng.IntN(8)
+	}
+	sc := sim.Config{Seed: seed, Nodes: n, Codec: Codec{}}
+	plan.Apply(&sc, faultPhase)
+	sc.New = func(id sim.NodeID) sim.Machine {
+		cfg := rc
+		cfg.NewApp = func() Application { return &testApp{id: id, rec: c.rec} }
+		return New(id, cfg)
+	}
+	sc.Checkers = []sim.Checker{Checker(nil), c.rec.checker()}
+	var live struct {
+		leader sim.NodeID
+		term   uint64
+		at     time.Duration
+	}
+	live.leader = None
+	sc.Liveness = &sim.Liveness{
+		Name:   "leader elected and a new proposal commits everywhere",
+		Within: 10 * time.Second,
+		Cond: func(s *sim.Sim) bool {
+			key := fmt.Sprint("live-", seed)
+			if idx, ok := c.rec.index[key]; ok {
+				for i := range n {
+					r := c.node(sim.NodeID(i))
+					if r == nil || r.Applied() < idx {
+						return false
+					}
+				}
+				return true
+			}
+			l := c.leader()
+			if l == None {
+				return false
+			}
+			// Like a client: retry at a new leader, or after a while
+			// (the leader may have refused it during a transfer).
+			if t := c.node(l).Term(); l != live.leader || t != live.term || s.Now()-live.at > 500*time.Millisecond {
+				live.leader, live.term, live.at = l, t, s.Now()
+				s.Inject(l, Propose{ID: 1 << 40, Data: []byte(key)})
+			}
+			return false
+		},
+	}
+	c.s = sim.New(sc)
+	// Workload: proposals to random nodes (only the leader accepts), with
+	// some reads and leadership transfers mixed in.
+	id := uint64(0)
+	for at := time.Duration(0); at < faultPhase; at += time.Duration(1+rng.IntN(8)) * time.Millisecond {
+		to := sim.NodeID(rng.IntN(n))
+		id++
+		switch k := rng.IntN(100); {
+		case k < 85:
+			c.s.InjectAt(at, to, Propose{ID: id, Data: fmt.Appendf(nil, "p%d", id)})
+		case k < 97:
+			c.s.InjectAt(at, to, Read{ID: id})
+		default:
+			c.s.InjectAt(at, to, TransferLeader{To: sim.NodeID(rng.IntN(n))})
+		}
+	}
+	res := c.s.Run()
+	if res.Err != nil {
+		return fmt.Errorf("%w\n    nodes: %s\n    plan: %v\n    raft: prevote=%v checkquorum=%v snapshotEvery=%d inflight=%d batch=%d",
+			res.Err, c.describe(), plan, rc.PreVote, rc.CheckQuorum, rc.SnapshotEvery, rc.MaxInflight, rc.MaxBatchEntries)
+	}
+	if c.rec.count == 0 {
+		return fmt.Errorf("nothing was ever applied")
+	}
+	return nil
+}
+
+// TestSimSwarm is the swarm sweep: `go test ./raft -run Sim` runs the
+// CI-sized set of seeds, `-seeds=100000` a long one, `-seed=N` one seed.
+func TestSimSwarm(t *testing.T) {
+	seeds := 150
+	if testing.Short() {
+		seeds = 30
+	}
+	simtest.Sweep(t, seeds, func(seed uint64) error { return swarmRun(seed, 5*time.Second) })
+}
