@@ -42,6 +42,9 @@ type committedEntry struct {
 	term uint64
 	hash uint64
 	set  bool
+	// in is the term in which the entry was first seen committed (by the
+	// leader that committed it, since checks run after every event).
+	in uint64
 }
 
 type nodeCheck struct {
@@ -145,9 +148,12 @@ func (c *checker) checkNode(id sim.NodeID, r *Node) error {
 		for uint64(len(c.committed)) < i {
 			c.committed = append(c.committed, committedEntry{})
 		}
-		ce := committedEntry{term: e.Term, hash: hashData(e.Type, e.Data), set: true}
-		if old := c.committed[i-1]; old.set && old != ce {
-			return fmt.Errorf("committed entry %d differs: term %d here, term %d elsewhere", i, e.Term, old.term)
+		ce := committedEntry{term: e.Term, hash: hashData(e.Type, e.Data), set: true, in: r.term}
+		if old := c.committed[i-1]; old.set {
+			if old.term != ce.term || old.hash != ce.hash {
+				return fmt.Errorf("committed entry %d differs: term %d here, term %d elsewhere", i, e.Term, old.term)
+			}
+			continue
 		}
 		c.committed[i-1] = ce
 	}
@@ -169,10 +175,11 @@ func (c *checker) checkNode(id sim.NodeID, r *Node) error {
 			return fmt.Errorf("leader overwrote its entry %d (term %d -> %d)", st.leaderLast, st.leaderLastT, t)
 		}
 	} else {
-		// Newly elected: leader completeness.
+		// Newly elected: leader completeness (it holds every entry
+		// committed in an earlier term).
 		for i := r.snapIndex + 1; i <= uint64(len(c.committed)); i++ {
 			ce := c.committed[i-1]
-			if !ce.set {
+			if !ce.set || ce.in >= r.term {
 				continue
 			}
 			t, ok := r.termAt(i)

@@ -118,6 +118,11 @@ func New(id sim.NodeID, cfg Config) *Node {
 // Step handles one event.
 func (n *Node) Step(ev sim.Event, out *sim.Effects) {
 	n.now = ev.Now
+	if ev.Kind != sim.EventStart && n.rand == nil {
+		// Not booted yet (a host may deliver a message that raced the
+		// start event): behave as if it was lost.
+		return
+	}
 	switch ev.Kind {
 	case sim.EventStart:
 		n.boot(ev.Boot, out)
