@@ -78,7 +78,8 @@ type FaultConfig struct {
 	Partitions, OneWay, Clogs bool
 	Crashes, TornWrites       bool
 	Pauses                    bool
-	// Every is the mean time between the starts of fault episodes.
+	// Every is the mean time between the starts of fault episodes (at
+	// least 1 ms; zero means 1 s).
 	Every time.Duration
 	// Targets are the nodes that may crash or pause; nil means all.
 	Targets []NodeID
@@ -163,6 +164,7 @@ func GenerateFaults(r *rand.Rand, cfg FaultConfig, n int, d time.Duration) []Fau
 	if every <= 0 {
 		every = time.Second
 	}
+	every = max(every, time.Millisecond) // bounds the schedule's size
 	var out []Fault
 	for at := time.Duration(r.Int64N(int64(every))); at < d; at += time.Duration(r.Int64N(2*int64(every))) + 1 {
 		length := time.Duration(r.Int64N(2*int64(every))) + 1
