@@ -30,12 +30,9 @@ func swarmRun(seed uint64, faultPhase time.Duration) error {
 	}
 	sc := sim.Config{Seed: seed, Nodes: n, Codec: Codec{}}
 	plan.Apply(&sc, faultPhase)
-	sc.New = func(id sim.NodeID) sim.Machine {
-		cfg := rc
-		cfg.NewApp = func() Application { return &testApp{id: id, rec: c.rec} }
-		return New(id, cfg)
-	}
-	sc.Checkers = []sim.Checker{Checker(nil), c.rec.checker()}
+	c.unwrap = func(m sim.Machine) *Node { return m.(*embedded).n }
+	sc.New = func(id sim.NodeID) sim.Machine { return c.newEmbedded(id, rc) }
+	sc.Checkers = []sim.Checker{Checker(c.unwrap), c.rec.checker()}
 	var live struct {
 		leader sim.NodeID
 		term   uint64
@@ -92,6 +89,10 @@ func swarmRun(seed uint64, faultPhase time.Duration) error {
 	}
 	if c.rec.count == 0 {
 		return fmt.Errorf("nothing was ever applied")
+	}
+	if testing.Verbose() && simtest.Single() {
+		fmt.Printf("seed %d: %d steps, %v virtual, %d applies, %d reads served, stats %+v\n    plan: %v\n",
+			seed, res.Steps, res.Virtual, c.rec.count, c.rec.reads, res.Stats, plan)
 	}
 	return nil
 }
