@@ -236,7 +236,7 @@ func AllFaults(base Network, n int) Plan {
 	return Plan{
 		Network: net,
 		Faults: FaultConfig{Partitions: true, OneWay: true, Clogs: true, Crashes: true,
-			TornWrites: true, Pauses: true, Every: time.Second},
+			TornWrites: true, Pauses: true, Every: DefaultEvery},
 		DriftPPM:    drift,
 		SyncLatency: time.Millisecond,
 	}

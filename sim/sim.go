@@ -444,13 +444,15 @@ func (s *Sim) execute(n *node, e *Effects) {
 	if e.Syncs() && len(n.pending) > 0 {
 		if s.cfg.SyncLatency == 0 && len(n.syncing) == 0 {
 			n.applyDurable(n.pending)
+			clear(n.pending)
+			n.pending = n.pending[:0] // the journal copied the records out
 		} else {
 			done := max(s.now+s.cfg.SyncLatency, n.lastDone)
 			n.syncing = append(n.syncing, syncBatch{done: done, ops: n.pending})
 			s.push(item{kind: itemSyncDone, at: done, node: n.id, inc: n.inc})
 			n.lastDone = done
+			n.pending = nil // the batch owns the slice now
 		}
-		n.pending = nil
 	}
 	if len(n.syncing) > 0 {
 		// Writes still syncing, this event's or earlier ones: messages wait.
