@@ -94,7 +94,8 @@ func (h *controllerHost) state() ExploreState {
 // ExploreOptions chooses the controller's state graph.
 type ExploreOptions struct {
 	// Step is the time a tick advances (1 s when zero). Presses may happen
-	// between any two ticks.
+	// between any two ticks. It must not exceed the shortest phase, so that
+	// a tick changes the phase at most once and every phase is seen.
 	Step time.Duration
 	// Restarts adds a restart event in every state.
 	Restarts bool
@@ -127,6 +128,9 @@ func ExploreController(cfg Config, opt ExploreOptions) (*sim.StateSpace[ExploreS
 	step := opt.Step
 	if step <= 0 {
 		step = time.Second
+	}
+	if shortest := min(cfg.Clearance, cfg.EWGreen, cfg.Yellow, cfg.NSMinGreen, cfg.NSGreen); step > shortest {
+		return nil, fmt.Errorf("trafficfsm: explore step %v is longer than the shortest phase (%v)", step, shortest)
 	}
 	h := &controllerHost{cfg: cfg}
 	boot := func() ExploreState {

@@ -13,7 +13,9 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/signal"
 	"strconv"
+	"syscall"
 
 	"github.com/flotilla-sim/flotilla/trafficfsm"
 )
@@ -22,7 +24,17 @@ const usage = "usage: button HOST PORT\n"
 
 const prompt = "Button: [Press Return]"
 
-func main() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) }
+func main() {
+	// Ctrl-C ends the button as cleanly as the end of input does.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-sig
+		fmt.Println()
+		os.Exit(0)
+	}()
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) != 2 || args[0] == "" {
