@@ -18,6 +18,8 @@ type item struct {
 	at       time.Duration
 	seq      uint64 // insertion order: breaks ties deterministically
 	departAt time.Duration
+	sentAt   time.Duration // when the machine sent the message
+	msgID    uint64        // shared by a message's duplicates
 	msg      Message
 	node     NodeID // the node the item happens to
 	from     NodeID // message sender

@@ -136,6 +136,8 @@ type Sim struct {
 	hash     uint64
 	tracer   *tracer
 	failure  *Failure
+
+	delivering *item // the message being delivered, for the trace
 }
 
 // Stream ids for deriving independent random streams from the root seed.
@@ -404,7 +406,9 @@ func (s *Sim) deliver(it *item) bool {
 	}
 	s.stats.InFlight--
 	s.stats.Delivered++
+	s.delivering = it
 	s.stepMachine(n, Event{Kind: EventMessage, From: it.from, Msg: it.msg})
+	s.delivering = nil
 	return true
 }
 
@@ -517,11 +521,12 @@ func (s *Sim) send(from NodeID, inc uint32, to NodeID, m Message, departAt time.
 	if s.cfg.Codec != nil {
 		m = s.roundTrip(m)
 	}
+	it := item{kind: itemMessage, node: to, from: from, inc: inc, msg: m, departAt: departAt, sentAt: s.now, msgID: s.stats.Sent}
 	if s.net.Loss > 0 && s.netRng.Float64() < s.net.Loss {
-		s.stats.Dropped++
+		s.stats.InFlight++ // drop counts it out again
+		s.drop(&it, "lost")
 		return
 	}
-	it := item{kind: itemMessage, node: to, from: from, inc: inc, msg: m, departAt: departAt}
 	it.at = departAt + s.net.sample(s.netRng)
 	s.stats.InFlight++
 	s.push(it)
@@ -552,12 +557,12 @@ func (s *Sim) roundTrip(m Message) Message {
 func (s *Sim) Inject(to NodeID, m Message) {
 	s.stats.Sent++
 	s.stats.InFlight++
-	s.push(item{kind: itemMessage, at: s.now, node: to, from: External, msg: m})
+	s.push(item{kind: itemMessage, at: s.now, node: to, from: External, msg: m, sentAt: s.now, msgID: s.stats.Sent})
 }
 
 // InjectAt delivers m to node to, from External, at virtual time at.
 func (s *Sim) InjectAt(at time.Duration, to NodeID, m Message) {
 	s.stats.Sent++
 	s.stats.InFlight++
-	s.push(item{kind: itemMessage, at: at, node: to, from: External, msg: m})
+	s.push(item{kind: itemMessage, at: at, node: to, from: External, msg: m, sentAt: at, msgID: s.stats.Sent})
 }

@@ -11,9 +11,13 @@ import (
 // Traces. With Config.Trace set, the simulator writes one JSON object per
 // line per event:
 //
-//	{"step":12,"t":1500000,"node":2,"kind":"recv","from":0,"msg":"pingpong.Ping{Seq:3}","sends":1,"appends":1}
+//	{"step":12,"t":1500000,"node":2,"kind":"recv","from":0,"id":7,"sent":400000,"msg":"pingpong.Ping{Seq:3}","sends":1,"appends":1}
 //
-// t is global virtual time in nanoseconds. Kinds are start, recv, timer
+// t is global virtual time in nanoseconds. A recv or drop line names the
+// message by id (shared by the copies the network duplicates) and gives the
+// time it was sent, so viewers can draw it as an arrow from (from, sent) to
+// (node, t). Observations appear as "observe" fields of the event that made
+// them, in order. Kinds are start, recv, timer
 // (machine events), drop (a message lost on the way, with why), and notes:
 // crash, restart, pause, resume, partition, block, clog, unclog, heal,
 // network, failure. Messages are printed with %+v, so message types should
@@ -94,6 +98,10 @@ func (t *tracer) event(s *Sim, n *node, ev *Event) {
 	switch ev.Kind {
 	case EventMessage:
 		t.num("from", int64(ev.From))
+		if it := s.delivering; it != nil {
+			t.num("id", int64(it.msgID))
+			t.num("sent", int64(it.sentAt))
+		}
 		t.str("msg", fmt.Sprintf("%T%+v", ev.Msg, ev.Msg))
 	case EventTimer:
 		t.str("timer", ev.Timer)
@@ -118,6 +126,8 @@ func (t *tracer) event(s *Sim, n *node, ev *Event) {
 func (t *tracer) drop(s *Sim, it *item, why string) {
 	t.begin(s, it.node, "drop")
 	t.num("from", int64(it.from))
+	t.num("id", int64(it.msgID))
+	t.num("sent", int64(it.sentAt))
 	t.str("msg", fmt.Sprintf("%T%+v", it.msg, it.msg))
 	t.str("why", why)
 	t.end()
