@@ -79,8 +79,11 @@ type Violation struct {
 	// Path is the events from the initial state to the offending state (for
 	// an edge invariant, the last event is the offending step).
 	Path []string
+	// States are the states along Path: States[0] is the initial state and
+	// States[i] the state after Path[i-1].
+	States []any
 	// State is the offending state (for an edge invariant, the state the
-	// offending step leads to).
+	// offending step leads to); it is the last of States.
 	State any
 	// Err is what the property's check returned, if anything.
 	Err error
@@ -107,12 +110,18 @@ func (v *Violation) Error() string {
 		b.WriteString(": ")
 		b.WriteString(v.Err.Error())
 	}
-	fmt.Fprintf(&b, "\ncounterexample (%d events from the initial state):\n", len(v.Path))
-	b.WriteString("  0. <initial state>\n")
-	for i, e := range v.Path {
-		fmt.Fprintf(&b, "  %d. %s\n", i+1, e)
+	fmt.Fprintf(&b, "\ncounterexample (%d events from the initial state):", len(v.Path))
+	if len(v.States) == len(v.Path)+1 {
+		fmt.Fprintf(&b, "\n  0. initial state: %+v", v.States[0])
+		for i, e := range v.Path {
+			fmt.Fprintf(&b, "\n  %d. %s -> %+v", i+1, e, v.States[i+1])
+		}
+		return b.String()
 	}
-	fmt.Fprintf(&b, "state: %+v", v.State)
+	for i, e := range v.Path {
+		fmt.Fprintf(&b, "\n  %d. %s", i+1, e)
+	}
+	fmt.Fprintf(&b, "\nstate: %+v", v.State)
 	return b.String()
 }
 
@@ -162,15 +171,18 @@ func (x *Explorer[S]) Explore(init S) (*StateSpace[S], error) {
 		from := sp.states[cur]
 		ts := x.Next(from)
 		if len(ts) == 0 && !x.AllowDeadlock {
-			return sp, &Violation{Kind: "deadlock", Path: sp.Path(cur), State: from}
+			return sp, sp.violation("deadlock", "", cur, nil)
 		}
 		succ := make([]int32, 0, len(ts))
 		evs := make([]string, 0, len(ts))
 		for _, t := range ts {
 			for _, inv := range x.EdgeInvariants {
 				if err := inv.Check(from, t); err != nil {
-					path := append(sp.Path(cur), t.Event)
-					return sp, &Violation{Kind: "edge invariant", Name: inv.Name, Path: path, State: t.To, Err: err}
+					v := sp.violation("edge invariant", inv.Name, cur, err)
+					v.Path = append(v.Path, t.Event)
+					v.States = append(v.States, t.To)
+					v.State = t.To
+					return sp, v
 				}
 			}
 			id, seen := sp.index[t.To]
@@ -197,7 +209,7 @@ func (x *Explorer[S]) checkState(sp *StateSpace[S], i int) error {
 	s := sp.states[i]
 	for _, inv := range x.Invariants {
 		if err := inv.Check(s); err != nil {
-			return &Violation{Kind: "invariant", Name: inv.Name, Path: sp.Path(i), State: s, Err: err}
+			return sp.violation("invariant", inv.Name, i, err)
 		}
 	}
 	return nil
@@ -258,6 +270,17 @@ func (sp *StateSpace[S]) Path(i int) []string {
 	return path
 }
 
+// violation describes a failed property in the i-th state.
+func (sp *StateSpace[S]) violation(kind, name string, i int, err error) *Violation {
+	n := int(sp.depth[i])
+	states := make([]any, n+1)
+	for j := int32(i); j >= 0; j = sp.parent[j] {
+		states[n] = sp.states[j]
+		n--
+	}
+	return &Violation{Kind: kind, Name: name, Path: sp.Path(i), States: states, State: sp.states[i], Err: err}
+}
+
 // Successors returns the events enabled in the i-th state and the indices of
 // the states they lead to. It is empty for states the search had not
 // expanded when it stopped.
@@ -316,7 +339,7 @@ func (sp *StateSpace[S]) AlwaysCanReach(name string, goal func(S) bool) error {
 	}
 	for i := range n { // discovery order: the first miss has a shortest path
 		if !reach[i] {
-			return &Violation{Kind: "reachability", Name: name, Path: sp.Path(i), State: sp.states[i]}
+			return sp.violation("reachability", name, i, nil)
 		}
 	}
 	return nil

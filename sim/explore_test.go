@@ -82,6 +82,9 @@ func TestExploreFindsShortestCounterexample(t *testing.T) {
 	if diff := cmp.Diff(v.State, any(s)); diff != "" {
 		t.Fatalf("replayed path ends elsewhere (-reported +replayed):\n%s", diff)
 	}
+	if len(v.States) != 7 || v.States[0] != any(lockState{}) || v.States[6] != v.State {
+		t.Fatalf("States along the path: %v", v.States)
+	}
 	if mutex.Check(s) == nil {
 		t.Fatalf("replayed state %+v does not violate the invariant", s)
 	}
@@ -227,6 +230,12 @@ func TestExploreEdgeInvariantAndLimit(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"inc", "inc", "inc", "inc", "jump"}, v.Path); diff != "" {
 		t.Fatalf("path (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]any{0, 1, 2, 3, 4, 7}, v.States); diff != "" {
+		t.Fatalf("states (-want +got):\n%s", diff)
+	}
+	if !strings.Contains(err.Error(), "5. jump -> 7") {
+		t.Fatalf("error text lacks the last step:\n%v", err)
 	}
 	x.EdgeInvariants = nil
 	sp, err := x.Explore(0)
