@@ -1,0 +1,257 @@
+package runtime
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+
+	"github.com/flotilla-sim/flotilla/sim"
+)
+
+// TCPConfig configures a TCP server transport.
+type TCPConfig struct {
+	// Listen is the address to listen on, e.g. ":12345" or "127.0.0.1:0".
+	Listen string
+	// Codec encodes and decodes one message per frame. Required.
+	Codec sim.Codec
+	// Logger receives connection logs (debug level); nil means
+	// slog.Default().
+	Logger *slog.Logger
+	// MaxFrame limits inbound frames; 0 means DefaultMaxFrame.
+	MaxFrame int
+	// FirstClientID is the node id given to the first accepted connection;
+	// later connections get the following ids. 0 means 1<<20, clear of any
+	// server ids.
+	FirstClientID sim.NodeID
+	// SendQueue is how many batches of outbound frames may wait for a slow
+	// connection before it is dropped; 0 means 1024.
+	SendQueue int
+}
+
+// TCPServer is a Transport for a server whose clients connect over TCP.
+// Every accepted connection is a client node with its own id; its frames
+// arrive from that id and the machine answers by sending to it. Frames use
+// the format of WriteFrame.
+//
+// Sends to a connection are encoded at once and buffered; Flush hands each
+// connection's buffer to its writer goroutine, so all replies of a batch to
+// one client leave in one write. A frame that does not decode, or is over
+// the limit, closes that connection only; so does a client that does not
+// read its replies fast enough to keep its send queue below SendQueue.
+// Sends to a closed or unknown connection are dropped.
+type TCPServer struct {
+	ln    net.Listener
+	codec sim.Codec
+	log   *slog.Logger
+	max   int
+	queue int
+
+	mu    sync.Mutex
+	conns map[sim.NodeID]*tcpConn
+	next  sim.NodeID
+
+	dirty []*tcpConn // connections with buffered frames, host goroutine only
+}
+
+type tcpConn struct {
+	id      sim.NodeID
+	c       net.Conn
+	out     chan []byte
+	pending []byte // host goroutine only
+	once    sync.Once
+	done    chan struct{}
+}
+
+func (c *tcpConn) close() {
+	c.once.Do(func() {
+		close(c.done)
+		c.c.Close()
+	})
+}
+
+// ListenTCP starts listening; connections are accepted once Run runs.
+func ListenTCP(cfg TCPConfig) (*TCPServer, error) {
+	if cfg.Codec == nil {
+		return nil, errors.New("runtime: TCPConfig.Codec is nil")
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("runtime: %w", err)
+	}
+	s := &TCPServer{ln: ln, codec: cfg.Codec, log: cfg.Logger, max: cfg.MaxFrame, queue: cfg.SendQueue,
+		conns: make(map[sim.NodeID]*tcpConn), next: cfg.FirstClientID}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.max <= 0 {
+		s.max = DefaultMaxFrame
+	}
+	if s.queue <= 0 {
+		s.queue = 1024
+	}
+	if s.next == 0 {
+		s.next = 1 << 20
+	}
+	return s, nil
+}
+
+// Addr is the listening address (useful with an ephemeral port).
+func (s *TCPServer) Addr() *net.TCPAddr { return s.ln.Addr().(*net.TCPAddr) }
+
+// Close stops listening. Run does this itself when its context ends.
+func (s *TCPServer) Close() error { return s.ln.Close() }
+
+// Run implements Transport: it accepts connections until ctx is done, then
+// closes the listener and every connection and waits for their goroutines.
+func (s *TCPServer) Run(ctx context.Context, deliver func(sim.NodeID, sim.Message) bool) error {
+	var wg sync.WaitGroup
+	stop := context.AfterFunc(ctx, func() {
+		s.ln.Close()
+		s.mu.Lock()
+		for _, c := range s.conns {
+			c.close()
+		}
+		s.mu.Unlock()
+	})
+	defer func() {
+		stop()
+		wg.Wait()
+	}()
+	for {
+		nc, err := s.ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return fmt.Errorf("runtime: accept: %w", err)
+		}
+		if tc, ok := nc.(*net.TCPConn); ok {
+			tc.SetNoDelay(true)
+		}
+		s.mu.Lock()
+		if ctx.Err() != nil {
+			s.mu.Unlock()
+			nc.Close()
+			return nil
+		}
+		c := &tcpConn{id: s.next, c: nc, out: make(chan []byte, s.queue), done: make(chan struct{})}
+		s.next++
+		s.conns[c.id] = c
+		s.mu.Unlock()
+		s.log.Debug("client connected", "node", c.id, "remote", nc.RemoteAddr())
+		wg.Add(2)
+		go func() { defer wg.Done(); s.read(c, deliver) }()
+		go func() { defer wg.Done(); s.write(c) }()
+	}
+}
+
+func (s *TCPServer) drop(c *tcpConn, why string, err error) {
+	c.close()
+	s.mu.Lock()
+	if s.conns[c.id] == c {
+		delete(s.conns, c.id)
+	}
+	s.mu.Unlock()
+	s.log.Debug("client connection closed", "node", c.id, "why", why, "err", err)
+}
+
+func (s *TCPServer) read(c *tcpConn, deliver func(sim.NodeID, sim.Message) bool) {
+	r := bufio.NewReaderSize(c.c, 64<<10)
+	for {
+		p, err := ReadFrame(r, nil, s.max)
+		if err != nil {
+			s.drop(c, "read", err)
+			return
+		}
+		msg, err := s.codec.Decode(p)
+		if err != nil {
+			s.drop(c, "undecodable frame", err)
+			return
+		}
+		if !deliver(c.id, msg) {
+			s.drop(c, "shutdown", nil)
+			return
+		}
+	}
+}
+
+func (s *TCPServer) write(c *tcpConn) {
+	var bufs net.Buffers
+	for {
+		select {
+		case <-c.done:
+			return
+		case b := <-c.out:
+			bufs = append(bufs[:0], b)
+		more:
+			for len(bufs) < 64 {
+				select {
+				case b := <-c.out:
+					bufs = append(bufs, b)
+				default:
+					break more
+				}
+			}
+			if _, err := bufs.WriteTo(c.c); err != nil {
+				s.drop(c, "write", err)
+				return
+			}
+		}
+	}
+}
+
+// Send implements Transport.
+func (s *TCPServer) Send(to sim.NodeID, msg sim.Message) error {
+	s.mu.Lock()
+	c := s.conns[to]
+	s.mu.Unlock()
+	if c == nil {
+		return fmt.Errorf("runtime: no connection for node %d", to)
+	}
+	start := len(c.pending)
+	c.pending = append(c.pending, 0, 0, 0, 0)
+	var err error
+	c.pending, err = s.codec.Encode(c.pending, msg)
+	if err != nil {
+		c.pending = c.pending[:start]
+		return fmt.Errorf("runtime: encode for node %d: %w", to, err)
+	}
+	n := len(c.pending) - start - FrameHeaderSize
+	if n > s.max {
+		c.pending = c.pending[:start]
+		return fmt.Errorf("runtime: %w: %d bytes for node %d", ErrFrameTooLarge, n, to)
+	}
+	c.pending[start] = byte(n >> 24)
+	c.pending[start+1] = byte(n >> 16)
+	c.pending[start+2] = byte(n >> 8)
+	c.pending[start+3] = byte(n)
+	if start == 0 {
+		s.dirty = append(s.dirty, c)
+	}
+	return nil
+}
+
+// Flush implements Flusher: it hands every connection's buffered frames to
+// its writer.
+func (s *TCPServer) Flush() {
+	for i, c := range s.dirty {
+		b := c.pending
+		c.pending = nil
+		select {
+		case c.out <- b:
+		case <-c.done:
+		default:
+			s.drop(c, "send queue full", nil)
+		}
+		s.dirty[i] = nil
+	}
+	s.dirty = s.dirty[:0]
+}
