@@ -162,6 +162,9 @@ func (Codec) Decode(b []byte) (sim.Message, error) {
 		m = v
 	case tagAppendEntries:
 		v := AppendEntries{Term: r.uvarint(), PrevIndex: r.uvarint(), PrevTerm: r.uvarint(), Commit: r.uvarint()}
+		if v.PrevIndex > maxIndex {
+			return nil, errMalformed
+		}
 		v.Entries = r.entries(v.PrevIndex + 1)
 		m = v
 	case tagAppendEntriesReply:
@@ -174,7 +177,11 @@ func (Codec) Decode(b []byte) (sim.Message, error) {
 	case tagHeartbeatReply:
 		m = HeartbeatReply{Term: r.uvarint(), Seq: r.uvarint()}
 	case tagInstallSnapshot:
-		m = InstallSnapshot{Term: r.uvarint(), Index: r.uvarint(), LastTerm: r.uvarint(), Data: r.bytes()}
+		v := InstallSnapshot{Term: r.uvarint(), Index: r.uvarint(), LastTerm: r.uvarint(), Data: r.bytes()}
+		if v.Index > maxIndex {
+			return nil, errMalformed
+		}
+		m = v
 	case tagTimeoutNow:
 		m = TimeoutNow{Term: r.uvarint()}
 	case tagPropose:

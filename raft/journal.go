@@ -38,6 +38,10 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 var errCorrupt = errors.New("raft: corrupt journal record")
 
+// maxIndex bounds log indices (and terms are never near it either), so
+// that index arithmetic cannot overflow on corrupt or hostile input.
+const maxIndex = 1 << 62
+
 func sealRecord(b []byte) []byte {
 	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
 }
@@ -205,6 +209,9 @@ func decodeSnapshot(raw []byte) (*snapshotState, error) {
 	st.index = r.uvarint()
 	st.lastTerm = r.uvarint()
 	st.app = r.bytes()
+	if st.index > maxIndex {
+		return nil, errCorrupt
+	}
 	st.tail = r.entries(st.index + 1)
 	if r.err != nil || len(r.b) != 0 {
 		return nil, errCorrupt
@@ -234,6 +241,9 @@ func decodeRecord(raw []byte) (record, error) {
 		rec.vote = int64(r.uvarint()) - 1
 	case recEntries:
 		rec.first = r.uvarint()
+		if rec.first > maxIndex {
+			return record{}, errCorrupt
+		}
 		rec.es = r.entries(rec.first)
 		if r.err == nil && (len(rec.es) == 0 || rec.first == 0) {
 			r.err = errCorrupt

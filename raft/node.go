@@ -727,6 +727,11 @@ func (n *Node) onAppendEntries(from sim.NodeID, m AppendEntries, out *sim.Effect
 		return
 	}
 	prev, prevTerm, es := m.PrevIndex, m.PrevTerm, m.Entries
+	for k := range es {
+		if es[k].Index != prev+1+uint64(k) || prev > maxIndex {
+			return // malformed: entries must follow PrevIndex
+		}
+	}
 	if prev < n.commit {
 		// Everything up to our commit index is known to match.
 		skip := n.commit - prev
@@ -899,7 +904,7 @@ func (n *Node) onInstallSnapshot(from sim.NodeID, m InstallSnapshot, out *sim.Ef
 		out.Send(from, AppendEntriesReply{Term: n.term, Index: m.Index})
 		return
 	}
-	if m.Index <= n.commit {
+	if m.Index <= n.commit || m.Index > maxIndex {
 		out.Send(from, AppendEntriesReply{Term: n.term, Success: true, Index: n.commit})
 		return
 	}
