@@ -17,7 +17,8 @@ import (
 // message by id (shared by the copies the network duplicates) and gives the
 // time it was sent, so viewers can draw it as an arrow from (from, sent) to
 // (node, t). Observations appear as "observe" fields of the event that made
-// them, in order. Kinds are start, recv, timer
+// them, in order; if any implements TraceStater, a "state" field follows
+// with the state the last of them announces. Kinds are start, recv, timer
 // (machine events), drop (a message lost on the way, with why), and notes:
 // crash, restart, pause, resume, partition, block, clog, unclog, heal,
 // network, failure. Messages are printed with %+v, so message types should
@@ -119,6 +120,9 @@ func (t *tracer) event(s *Sim, n *node, ev *Event) {
 	}
 	for _, o := range e.Observations {
 		t.str("observe", fmt.Sprintf("%+v", o))
+	}
+	if st, ok := traceState(e.Observations); ok {
+		t.str("state", st)
 	}
 	t.end()
 }
