@@ -91,7 +91,7 @@ func genMessage(t *rapid.T) sim.Message {
 	case 5:
 		return HeartbeatReply{u("t"), u("s")}
 	case 6:
-		return InstallSnapshot{u("t"), u("i"), u("lt"), data()}
+		return InstallSnapshot{u("t"), rapid.Uint64Range(0, maxIndex).Draw(t, "i"), u("lt"), data()}
 	case 7:
 		return TimeoutNow{u("t")}
 	case 8:
