@@ -1,0 +1,143 @@
+// Command kvclient talks to kvserver.
+//
+// Usage:
+//
+//	kvclient [-addr localhost:12345] [-timeout 5s] get KEY
+//	kvclient [-addr ...] set KEY VALUE
+//	kvclient [-addr ...] delete KEY
+//	kvclient [-addr ...] bench [-c 64] [-d 10s] [-size 256] [-writes 0.5] [-keys 10000]
+//
+// get prints the value, or "(nil)" if the key is not set; set and delete
+// print "ok". bench runs a closed-loop load and prints ops/s and latency
+// percentiles. Errors go to stderr as one line, with exit status 1.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/flotilla-sim/flotilla/kvclient"
+)
+
+const usage = `usage: kvclient [-addr localhost:12345] [-timeout 5s] COMMAND
+commands:
+  get KEY          print the value of KEY, or (nil)
+  set KEY VALUE    set KEY to VALUE, print ok
+  delete KEY       delete KEY, print ok
+  bench [-c 64] [-d 10s] [-size 256] [-writes 0.5] [-keys 10000]
+                   closed-loop load: ops/s and p50/p99/max latency
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("kvclient", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	addr := fs.String("addr", "localhost:12345", "server address")
+	timeout := fs.Duration("timeout", 5*time.Second, "time limit for get/set/delete")
+	if err := fs.Parse(args); err != nil {
+		return 1
+	}
+	rest := fs.Args()
+	if len(rest) == 0 {
+		fmt.Fprintln(stderr, "kvclient: missing command")
+		fs.Usage()
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	cmd, rest := rest[0], rest[1:]
+	want := map[string]int{"get": 1, "set": 2, "delete": 1}
+	if cmd == "bench" {
+		return bench(ctx, *addr, rest, stdout, stderr)
+	}
+	n, ok := want[cmd]
+	if !ok {
+		fmt.Fprintf(stderr, "kvclient: unknown command %q\n", cmd)
+		fs.Usage()
+		return 1
+	}
+	if len(rest) != n {
+		fmt.Fprintf(stderr, "kvclient: %s takes %d argument(s), got %d\n", cmd, n, len(rest))
+		fs.Usage()
+		return 1
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	out, err := do(ctx, *addr, cmd, rest)
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			err = fmt.Errorf("no answer from %s within %v", *addr, *timeout)
+		}
+		fmt.Fprintf(stderr, "kvclient: %s\n", strings.TrimPrefix(err.Error(), "kvclient: "))
+		return 1
+	}
+	fmt.Fprintln(stdout, out)
+	return 0
+}
+
+func do(ctx context.Context, addr, cmd string, args []string) (string, error) {
+	c, err := kvclient.Dial(ctx, addr)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	switch cmd {
+	case "get":
+		v, ok, err := c.Get(ctx, args[0])
+		if err != nil {
+			return "", err
+		}
+		if !ok {
+			return "(nil)", nil
+		}
+		return string(v), nil
+	case "set":
+		return "ok", c.Set(ctx, args[0], []byte(args[1]))
+	default:
+		return "ok", c.Delete(ctx, args[0])
+	}
+}
+
+func bench(ctx context.Context, addr string, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("kvclient bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	c := fs.Int("c", 64, "concurrent clients (connections), each with one request in flight")
+	d := fs.Duration("d", 10*time.Second, "duration")
+	size := fs.Int("size", 256, "value size in bytes")
+	writes := fs.Float64("writes", 0.5, "fraction of operations that are sets")
+	keys := fs.Int("keys", 10000, "number of distinct keys")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: kvclient [-addr ADDR] bench [-c 64] [-d 10s] [-size 256] [-writes 0.5] [-keys 10000]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 1
+	}
+	if fs.NArg() != 0 || *c <= 0 || *d <= 0 || *size < 0 || *writes < 0 || *writes > 1 || *keys <= 0 {
+		fmt.Fprintln(stderr, "kvclient: bad bench arguments")
+		fs.Usage()
+		return 1
+	}
+	res, err := kvclient.Bench(ctx, kvclient.BenchConfig{Addr: addr, Clients: *c, Duration: *d, Size: *size, Writes: *writes, Keys: *keys})
+	if err != nil {
+		fmt.Fprintf(stderr, "kvclient: bench: %s\n", strings.TrimPrefix(err.Error(), "kvclient: "))
+		return 1
+	}
+	fmt.Fprintf(stdout, "clients %d, value size %d, writes %.0f%%\n", *c, *size, *writes*100)
+	fmt.Fprintf(stdout, "ops/s %.0f (%d ops in %v)\n", res.OpsPerSec, res.Ops, res.Elapsed.Round(time.Millisecond))
+	fmt.Fprintf(stdout, "latency p50 %v  p99 %v  max %v\n", res.P50.Round(time.Microsecond), res.P99.Round(time.Microsecond), res.Max.Round(time.Microsecond))
+	return 0
+}

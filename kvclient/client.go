@@ -1,0 +1,217 @@
+// Package kvclient is the Go client of the key-value server (cmd/kvserver):
+// context-aware Get, Set and Delete over one TCP connection, using the
+// runtime's frames and the kvsm wire codec.
+//
+// A Client is safe for concurrent use. Requests are pipelined: each carries
+// an id, any number may be in flight, and responses are matched to callers
+// by id.
+package kvclient
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/flotilla-sim/flotilla/kvsm"
+	"github.com/flotilla-sim/flotilla/runtime"
+)
+
+// ErrClosed is returned for requests on a client whose connection has been
+// closed or has failed.
+var ErrClosed = errors.New("kvclient: connection closed")
+
+// ServerError is a request the server refused.
+type ServerError struct {
+	Status kvsm.Status
+	Msg    string
+}
+
+func (e *ServerError) Error() string {
+	if e.Msg == "" {
+		return "kvclient: server: " + e.Status.String()
+	}
+	return "kvclient: server: " + e.Status.String() + ": " + e.Msg
+}
+
+// Client is a connection to a KV server.
+type Client struct {
+	conn net.Conn
+
+	wmu  sync.Mutex // serializes writes
+	wbuf []byte
+
+	mu      sync.Mutex
+	nextID  uint64
+	pending map[uint64]chan kvsm.Response
+	err     error // set once the connection has failed
+	done    chan struct{}
+}
+
+// Dial connects to the server at addr (host:port).
+func Dial(ctx context.Context, addr string) (*Client, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("kvclient: %w", err)
+	}
+	if tc, ok := conn.(*net.TCPConn); ok {
+		tc.SetNoDelay(true)
+	}
+	c := &Client{conn: conn, pending: make(map[uint64]chan kvsm.Response), done: make(chan struct{})}
+	go c.readLoop()
+	return c, nil
+}
+
+// Close closes the connection; requests in flight fail with ErrClosed.
+func (c *Client) Close() error {
+	c.fail(ErrClosed)
+	<-c.done
+	return nil
+}
+
+func (c *Client) fail(err error) {
+	c.mu.Lock()
+	if c.err == nil {
+		c.err = err
+		c.conn.Close()
+		for id, ch := range c.pending {
+			close(ch)
+			delete(c.pending, id)
+		}
+	}
+	c.mu.Unlock()
+}
+
+func (c *Client) readLoop() {
+	defer close(c.done)
+	r := bufio.NewReaderSize(c.conn, 64<<10)
+	for {
+		p, err := runtime.ReadFrame(r, nil, 0)
+		if err != nil {
+			c.fail(fmt.Errorf("%w: %w", ErrClosed, err))
+			return
+		}
+		resp, err := kvsm.DecodeResponse(p)
+		if err != nil {
+			c.fail(fmt.Errorf("kvclient: bad response from server: %w", err))
+			return
+		}
+		c.mu.Lock()
+		ch, ok := c.pending[resp.ID]
+		delete(c.pending, resp.ID)
+		c.mu.Unlock()
+		if ok {
+			ch <- resp // buffered; the caller may have given up
+		}
+	}
+}
+
+// do sends req and waits for its response.
+func (c *Client) do(ctx context.Context, req kvsm.Request) (kvsm.Response, error) {
+	ch := make(chan kvsm.Response, 1)
+	c.mu.Lock()
+	if c.err != nil {
+		err := c.err
+		c.mu.Unlock()
+		return kvsm.Response{}, err
+	}
+	c.nextID++
+	req.ID = c.nextID
+	c.pending[req.ID] = ch
+	c.mu.Unlock()
+
+	if err := c.write(ctx, &req); err != nil {
+		c.mu.Lock()
+		delete(c.pending, req.ID)
+		c.mu.Unlock()
+		return kvsm.Response{}, err
+	}
+	select {
+	case resp, ok := <-ch:
+		if !ok {
+			c.mu.Lock()
+			err := c.err
+			c.mu.Unlock()
+			return kvsm.Response{}, err
+		}
+		return resp, nil
+	case <-ctx.Done():
+		c.mu.Lock()
+		delete(c.pending, req.ID)
+		c.mu.Unlock()
+		return kvsm.Response{}, ctx.Err()
+	}
+}
+
+func (c *Client) write(ctx context.Context, req *kvsm.Request) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	b := append(c.wbuf[:0], 0, 0, 0, 0)
+	b, err := kvsm.AppendRequest(b, req)
+	if err != nil {
+		return fmt.Errorf("kvclient: %w", err)
+	}
+	n := len(b) - runtime.FrameHeaderSize
+	b[0], b[1], b[2], b[3] = byte(n>>24), byte(n>>16), byte(n>>8), byte(n)
+	c.wbuf = b
+	// A context that ends while the write is blocked breaks the connection:
+	// a half-written frame cannot be taken back.
+	stop := context.AfterFunc(ctx, func() { c.conn.SetWriteDeadline(time.Unix(1, 0)) })
+	_, err = c.conn.Write(b)
+	if !stop() && err != nil {
+		err = ctx.Err()
+	}
+	if err != nil {
+		c.fail(fmt.Errorf("%w: %w", ErrClosed, err))
+		return err
+	}
+	return nil
+}
+
+func check(resp kvsm.Response) error {
+	if resp.Status == kvsm.StatusOK {
+		return nil
+	}
+	return &ServerError{Status: resp.Status, Msg: string(resp.Value)}
+}
+
+// Get returns the value of key; ok is false if the key is not set.
+func (c *Client) Get(ctx context.Context, key string) (value []byte, ok bool, err error) {
+	resp, err := c.do(ctx, kvsm.Request{Op: kvsm.OpGet, Key: []byte(key)})
+	if err != nil {
+		return nil, false, err
+	}
+	if resp.Status == kvsm.StatusNotFound {
+		return nil, false, nil
+	}
+	if err := check(resp); err != nil {
+		return nil, false, err
+	}
+	return resp.Value, true, nil
+}
+
+// Set sets key to value. When it returns nil the write is durable on a
+// server run with -data.
+func (c *Client) Set(ctx context.Context, key string, value []byte) error {
+	resp, err := c.do(ctx, kvsm.Request{Op: kvsm.OpSet, Key: []byte(key), Value: value})
+	if err != nil {
+		return err
+	}
+	return check(resp)
+}
+
+// Delete removes key; deleting a missing key succeeds.
+func (c *Client) Delete(ctx context.Context, key string) error {
+	resp, err := c.do(ctx, kvsm.Request{Op: kvsm.OpDelete, Key: []byte(key)})
+	if err != nil {
+		return err
+	}
+	return check(resp)
+}
