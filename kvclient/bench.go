@@ -28,6 +28,9 @@ type BenchConfig struct {
 	Writes float64
 	// Keys is the number of distinct keys; 0 means 10000.
 	Keys int
+	// Pipeline is the number of requests each connection keeps in flight;
+	// 0 means 1 (a strict closed loop per connection).
+	Pipeline int
 }
 
 // BenchResult summarizes a load run.
@@ -45,8 +48,9 @@ func (r BenchResult) String() string {
 		r.P50.Round(time.Microsecond), r.P99.Round(time.Microsecond), r.Max.Round(time.Microsecond))
 }
 
-// Bench runs a closed-loop load: cfg.Clients connections, each sending its
-// next request as soon as the previous one is answered. Any failed request
+// Bench runs a closed-loop load: cfg.Clients connections, each with
+// cfg.Pipeline workers sending their next request as soon as the previous
+// one is answered. Any failed request
 // stops the run with an error.
 func Bench(ctx context.Context, cfg BenchConfig) (BenchResult, error) {
 	if cfg.Clients <= 0 {
@@ -54,6 +58,9 @@ func Bench(ctx context.Context, cfg BenchConfig) (BenchResult, error) {
 	}
 	if cfg.Keys <= 0 {
 		cfg.Keys = 10000
+	}
+	if cfg.Pipeline <= 0 {
+		cfg.Pipeline = 1
 	}
 	if cfg.Ops <= 0 && cfg.Duration <= 0 {
 		return BenchResult{}, errors.New("kvclient: bench needs a duration or an op count")
@@ -116,7 +123,8 @@ func Bench(ctx context.Context, cfg BenchConfig) (BenchResult, error) {
 		return true
 	}
 	start := time.Now()
-	for i, c := range clients {
+	for i := range cfg.Clients * cfg.Pipeline {
+		c := clients[i%cfg.Clients]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -41,8 +41,10 @@ func (e *ServerError) Error() string {
 type Client struct {
 	conn net.Conn
 
-	wmu  sync.Mutex // serializes writes
-	wbuf []byte
+	wmu     sync.Mutex // guards the fields below
+	wbuf    []byte     // frames waiting to be written
+	spare   []byte
+	writing bool // a caller is writing wbuf
 
 	mu      sync.Mutex
 	nextID  uint64
@@ -147,31 +149,51 @@ func (c *Client) do(ctx context.Context, req kvsm.Request) (kvsm.Response, error
 	}
 }
 
+// write queues req's frame and makes sure it is written. Concurrent
+// callers combine: the first becomes the writer and keeps writing whatever
+// the others queue meanwhile, so pipelined requests share syscalls.
 func (c *Client) write(ctx context.Context, req *kvsm.Request) error {
 	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	b := append(c.wbuf[:0], 0, 0, 0, 0)
+	start := len(c.wbuf)
+	b := append(c.wbuf, 0, 0, 0, 0)
 	b, err := kvsm.AppendRequest(b, req)
 	if err != nil {
+		c.wbuf = b[:start]
+		c.wmu.Unlock()
 		return fmt.Errorf("kvclient: %w", err)
 	}
-	n := len(b) - runtime.FrameHeaderSize
-	b[0], b[1], b[2], b[3] = byte(n>>24), byte(n>>16), byte(n>>8), byte(n)
+	n := len(b) - start - runtime.FrameHeaderSize
+	b[start], b[start+1], b[start+2], b[start+3] = byte(n>>24), byte(n>>16), byte(n>>8), byte(n)
 	c.wbuf = b
+	if c.writing {
+		c.wmu.Unlock()
+		return nil // the current writer sends it
+	}
+	c.writing = true
 	// A context that ends while the write is blocked breaks the connection:
 	// a half-written frame cannot be taken back.
 	stop := context.AfterFunc(ctx, func() { c.conn.SetWriteDeadline(time.Unix(1, 0)) })
-	_, err = c.conn.Write(b)
-	if !stop() && err != nil {
-		err = ctx.Err()
+	defer stop()
+	for len(c.wbuf) > 0 {
+		buf := c.wbuf
+		c.wbuf = c.spare[:0]
+		c.wmu.Unlock()
+		_, err = c.conn.Write(buf)
+		c.wmu.Lock()
+		c.spare = buf
+		if err != nil {
+			c.wbuf = c.wbuf[:0]
+			c.writing = false
+			c.wmu.Unlock()
+			if ctx.Err() != nil {
+				err = ctx.Err()
+			}
+			c.fail(fmt.Errorf("%w: %w", ErrClosed, err))
+			return err
+		}
 	}
-	if err != nil {
-		c.fail(fmt.Errorf("%w: %w", ErrClosed, err))
-		return err
-	}
+	c.writing = false
+	c.wmu.Unlock()
 	return nil
 }
 

@@ -1,11 +1,13 @@
 package runtime
 
 import (
+	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"sync"
 )
 
 // DefaultMaxFrame is the largest frame ReadFrame accepts unless told
@@ -34,24 +36,42 @@ func AppendFrame(dst, p []byte) []byte {
 	return append(dst, p...)
 }
 
-// WriteFrame writes p as one frame. Small payloads go out in one write;
-// large ones as the header and the payload in one vectored write, without
+// WriteFrame writes p as one frame. Into a *bufio.Writer it copies without
+// allocating. Into anything else a small frame goes out in one write, and a
+// large one as the header and the payload in one vectored write, without
 // copying p.
 func WriteFrame(w io.Writer, p []byte) error {
 	if uint64(len(p)) > 1<<32-1 {
 		return fmt.Errorf("runtime: %w: %d bytes", ErrFrameTooLarge, len(p))
 	}
-	if len(p) <= 4096 {
-		var small [FrameHeaderSize + 4096]byte
-		_, err := w.Write(AppendFrame(small[:0], p))
+	if bw, ok := w.(*bufio.Writer); ok {
+		if bw.Available() < FrameHeaderSize {
+			if err := bw.Flush(); err != nil {
+				return err
+			}
+		}
+		if _, err := bw.Write(binary.BigEndian.AppendUint32(bw.AvailableBuffer(), uint32(len(p)))); err != nil {
+			return err
+		}
+		_, err := bw.Write(p)
 		return err
 	}
-	var h [FrameHeaderSize]byte
-	binary.BigEndian.PutUint32(h[:], uint32(len(p)))
-	bufs := net.Buffers{h[:], p}
+	if len(p) <= smallFrame {
+		bp := smallPool.Get().(*[]byte)
+		*bp = AppendFrame((*bp)[:0], p)
+		_, err := w.Write(*bp)
+		smallPool.Put(bp)
+		return err
+	}
+	h := binary.BigEndian.AppendUint32(make([]byte, 0, FrameHeaderSize), uint32(len(p)))
+	bufs := net.Buffers{h, p}
 	_, err := bufs.WriteTo(w)
 	return err
 }
+
+const smallFrame = 16 << 10
+
+var smallPool = sync.Pool{New: func() any { b := make([]byte, 0, FrameHeaderSize+smallFrame); return &b }}
 
 // ReadFrame reads one frame from r and returns its payload, stored in buf
 // if it fits (pass nil to get a fresh slice). A frame longer than max
@@ -66,14 +86,10 @@ func ReadFrame(r io.Reader, buf []byte, max int) ([]byte, error) {
 	if max <= 0 {
 		max = DefaultMaxFrame
 	}
-	var h [FrameHeaderSize]byte
-	if _, err := io.ReadFull(r, h[:]); err != nil {
-		if errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil, fmt.Errorf("runtime: frame header: %w", err)
-		}
-		return nil, err // io.EOF or a read error
+	n, err := readHeader(r)
+	if err != nil {
+		return nil, err
 	}
-	n := binary.BigEndian.Uint32(h[:])
 	if uint64(n) > uint64(max) {
 		return nil, fmt.Errorf("runtime: %w: length prefix %d exceeds limit %d", ErrFrameTooLarge, n, max)
 	}
@@ -89,4 +105,34 @@ func ReadFrame(r io.Reader, buf []byte, max int) ([]byte, error) {
 		return nil, fmt.Errorf("runtime: frame of %d bytes: %w", n, err)
 	}
 	return buf, nil
+}
+
+// readHeader reads a frame's length prefix, without allocating from a
+// *bufio.Reader.
+func readHeader(r io.Reader) (uint32, error) {
+	var h []byte
+	if br, ok := r.(*bufio.Reader); ok {
+		var err error
+		h, err = br.Peek(FrameHeaderSize)
+		if err != nil {
+			if len(h) > 0 && errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			if errors.Is(err, io.ErrUnexpectedEOF) {
+				return 0, fmt.Errorf("runtime: frame header: %w", err)
+			}
+			return 0, err // io.EOF or a read error
+		}
+		n := binary.BigEndian.Uint32(h)
+		br.Discard(FrameHeaderSize)
+		return n, nil
+	}
+	h = make([]byte, FrameHeaderSize)
+	if _, err := io.ReadFull(r, h); err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return 0, fmt.Errorf("runtime: frame header: %w", err)
+		}
+		return 0, err // io.EOF or a read error
+	}
+	return binary.BigEndian.Uint32(h), nil
 }

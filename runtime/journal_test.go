@@ -8,9 +8,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
 	"github.com/flotilla-sim/flotilla/runtime"
 	"github.com/flotilla-sim/flotilla/sim"
+	"github.com/google/go-cmp/cmp"
 )
 
 func records(n int) [][]byte {
