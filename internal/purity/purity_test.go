@@ -8,7 +8,9 @@ import (
 )
 
 // machinePackages are the packages that must stay pure, relative to the
-// module root; those that do not exist yet are skipped by name.
+// module root; those that do not exist yet are skipped by name. Their
+// subpackages (simulation harnesses, binaries) are not machine code and may
+// use goroutines and I/O, but nothing a machine package imports may.
 var machinePackages = []string{"sim", "sim/pingpong", "raft", "kvsm", "trafficfsm"}
 
 func TestMachinePackagesArePure(t *testing.T) {
@@ -19,21 +21,14 @@ func TestMachinePackagesArePure(t *testing.T) {
 	var patterns []string
 	for _, p := range machinePackages {
 		if _, err := os.Stat(filepath.Join(root, p)); err == nil {
-			patterns = append(patterns, "./"+p+"/...")
+			patterns = append(patterns, "./"+p)
 		}
 	}
 	problems, err := Check(root, patterns...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Test helpers and binaries under a machine package may be impure.
-	var real []string
 	for _, p := range problems {
-		if !strings.Contains(p, "/sim/simtest") {
-			real = append(real, p)
-		}
-	}
-	for _, p := range real {
 		t.Error(p)
 	}
 	t.Logf("checked %v", patterns)
