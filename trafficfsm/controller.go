@@ -154,10 +154,10 @@ func (c *Controller) Step(ev sim.Event, out *sim.Effects) {
 		}
 		switch ev.Timer {
 		case TimerPhase:
-			if d := c.deadline(); ev.Now < d {
-				out.SetTimer(TimerPhase, d-ev.Now) // early (cannot happen with a faithful host)
-				return
-			}
+			// The host replaces a timer when it is set again, so this is
+			// the current phase's deadline. It is taken as it comes: a
+			// host's clock conversions may deliver it a hair early, and
+			// re-arming for a nanosecond could spin.
 			c.enter(c.phase.next(), ev.Now, out)
 		case TimerRefresh:
 			c.sendColours(out)

@@ -20,8 +20,18 @@ import (
 // configuration: controller 0, lights 1 and 2, button 3 pressing at the given
 // times.
 func intersection(seed uint64, net sim.Network, presses []time.Duration, checkers ...sim.Checker) *sim.Sim {
+	cfg, _ := intersectionConfig(seed, net, presses)
+	cfg.Checkers = checkers
+	return sim.New(cfg)
+}
+
+// intersectionConfig is the simulation config of intersection. Its
+// controller is wrapped in a commandLog that records every colour command
+// sent; the returned log is shared by all the controller's incarnations.
+func intersectionConfig(seed uint64, net sim.Network, presses []time.Duration) (sim.Config, *commands) {
 	cfg := tf.DefaultConfig()
-	return sim.New(sim.Config{
+	cmds := &commands{last: [2]tf.Colour{tf.Red, tf.Red}}
+	return sim.Config{
 		Seed:    seed,
 		Nodes:   4,
 		Network: net,
@@ -29,14 +39,60 @@ func intersection(seed uint64, net sim.Network, presses []time.Duration, checker
 		New: func(id sim.NodeID) sim.Machine {
 			switch id {
 			case tf.ControllerID:
-				return tf.NewController(cfg)
+				return &commandLog{Controller: tf.NewController(cfg), cmds: cmds}
 			case tf.EWLightID, tf.NSLightID:
 				return tf.NewLight()
 			}
 			return tf.NewButton(tf.ControllerID, presses...)
 		},
-		Checkers: checkers,
-	})
+	}, cmds
+}
+
+// commands is the latest colour the controller (any incarnation) sent to
+// each light, and the first moment that pair was ever conflicting.
+type commands struct {
+	last     [2]tf.Colour // EW, NS
+	conflict error
+}
+
+// commandLog wraps the controller and checks, after every single send, that
+// the latest commands to the two lights are never both non-red: the
+// commanded state, in the order the datagrams leave.
+type commandLog struct {
+	*tf.Controller
+	cmds *commands
+}
+
+func (m *commandLog) Step(ev sim.Event, out *sim.Effects) {
+	m.Controller.Step(ev, out)
+	for _, s := range out.Sends {
+		c, ok := s.Msg.(tf.Colour)
+		if !ok {
+			continue
+		}
+		switch s.To {
+		case tf.EWLightID:
+			m.cmds.last[0] = c
+		case tf.NSLightID:
+			m.cmds.last[1] = c
+		}
+		if l := m.cmds.last; l[0] != tf.Red && l[1] != tf.Red && m.cmds.conflict == nil {
+			m.cmds.conflict = fmt.Errorf("at %v the controller commanded EW %v and NS %v", ev.Now, l[0], l[1])
+		}
+	}
+}
+
+// commandChecker fails once the controller has commanded a conflict.
+func commandChecker(cmds *commands) sim.Checker {
+	return sim.Checker{Name: "commanded state", Step: func(*sim.Sim) error { return cmds.conflict }}
+}
+
+// controller returns the controller of s, or nil while it is down.
+func controller(s *sim.Sim) *tf.Controller {
+	if m, ok := s.Machine(tf.ControllerID).(*commandLog); ok {
+		return m.Controller
+	}
+	return nil
 }
 
 type stateAt struct {
@@ -274,12 +330,28 @@ func TestCheckRulesRejects(t *testing.T) {
 	}
 }
 
-// faultScenario draws a network fault model and a controller crash schedule
-// from the seed.
+// faultScenario is a network fault model, a controller crash schedule,
+// controller clock drift and button presses, all drawn from the seed.
 type faultScenario struct {
 	net     sim.Network
-	crashes [][2]time.Duration // [crash at, down for]
+	drift   int32 // the controller's, in ppm
+	down    outages
+	faults  []sim.Fault
 	presses []time.Duration
+}
+
+// outages are the intervals [crashed at, restarted at] of the controller.
+type outages [][2]time.Duration
+
+// within is how much of [a, b] the controller was down.
+func (o outages) within(a, b time.Duration) time.Duration {
+	var d time.Duration
+	for _, iv := range o {
+		if lo, hi := max(a, iv[0]), min(b, iv[1]); hi > lo {
+			d += hi - lo
+		}
+	}
+	return d
 }
 
 func drawScenario(seed uint64, run time.Duration) faultScenario {
@@ -300,6 +372,7 @@ func drawScenario(seed uint64, run time.Duration) faultScenario {
 		TailProb:  maybe(0.5, r.Float64()*0.1),
 		TailDelay: time.Duration(r.Int64N(int64(300 * time.Millisecond))),
 	}
+	sc.drift = int32(r.IntN(4001)) - 2000
 	at := time.Duration(0)
 	for {
 		at += time.Duration(r.Int64N(int64(5 * time.Minute)))
@@ -307,7 +380,10 @@ func drawScenario(seed uint64, run time.Duration) faultScenario {
 			break
 		}
 		down := time.Duration(r.Int64N(int64(20 * time.Second)))
-		sc.crashes = append(sc.crashes, [2]time.Duration{at, down})
+		sc.down = append(sc.down, [2]time.Duration{at, at + down})
+		sc.faults = append(sc.faults,
+			sim.Fault{At: at, Kind: sim.FaultCrash, Node: tf.ControllerID},
+			sim.Fault{At: at + down, Kind: sim.FaultRestart, Node: tf.ControllerID})
 		at += down
 	}
 	for range r.IntN(60) {
@@ -316,42 +392,14 @@ func drawScenario(seed uint64, run time.Duration) faultScenario {
 	return sc
 }
 
-// outages records when the test crashed and restarted the controller, so
-// the conflict checker can allow for the time nobody repaired the lights.
-type outages [][2]time.Duration // [crashed at, restarted at (-1 while down)]
-
-func (o *outages) crash(s *sim.Sim) {
-	s.Crash(tf.ControllerID)
-	*o = append(*o, [2]time.Duration{s.Now(), -1})
-}
-
-func (o *outages) restart(s *sim.Sim) {
-	s.Restart(tf.ControllerID)
-	(*o)[len(*o)-1][1] = s.Now()
-}
-
-// within is how much of [a, b] the controller was down.
-func (o outages) within(a, b time.Duration) time.Duration {
-	var d time.Duration
-	for _, iv := range o {
-		end := iv[1]
-		if end < 0 {
-			end = b
-		}
-		if lo, hi := max(a, iv[0]), min(b, end); hi > lo {
-			d += hi - lo
-		}
-	}
-	return d
-}
-
 // conflictChecker fails when the lights actually show two non-red colours
-// for longer than the refresh period plus the network's largest delay, plus
-// one refresh period for every datagram the network dropped meanwhile, plus
-// the time the controller was down meanwhile (a dead controller cannot
-// repair a light). It also checks the commanded state. worst records the
-// longest conflict seen without drops or outages.
-func conflictChecker(cfg tf.Config, maxDelay time.Duration, down *outages, worst *time.Duration) sim.Checker {
+// for longer than one refresh period (in global time, given the
+// controller's drift) plus the network's largest delay, plus one refresh
+// period for every datagram the network dropped meanwhile, plus the time the
+// controller was down meanwhile (a dead controller cannot repair a light).
+// worst records the longest conflict seen without drops or outages.
+func conflictChecker(cfg tf.Config, drift int32, maxDelay time.Duration, down outages, worst *time.Duration) sim.Checker {
+	refresh := time.Duration(int64(cfg.Refresh) * 1_000_000 / (1_000_000 + int64(drift)))
 	var (
 		inConflict bool
 		start      time.Duration
@@ -359,11 +407,6 @@ func conflictChecker(cfg tf.Config, maxDelay time.Duration, down *outages, worst
 	)
 	check := func(s *sim.Sim, over bool) error {
 		now := s.Now()
-		if c, ok := s.Machine(tf.ControllerID).(*tf.Controller); ok {
-			if ew, ns := c.Phase().Colours(); ew != tf.Red && ns != tf.Red {
-				return fmt.Errorf("controller commands %v/%v", ew, ns)
-			}
-		}
 		ew := s.Machine(tf.EWLightID).(*tf.Light).Colour()
 		ns := s.Machine(tf.NSLightID).(*tf.Light).Colour()
 		conflict := ew != tf.Red && ns != tf.Red && !over
@@ -374,7 +417,7 @@ func conflictChecker(cfg tf.Config, maxDelay time.Duration, down *outages, worst
 			lasted := now - start
 			drops := s.Stats().Dropped - drops0
 			dt := down.within(start, now)
-			allowed := cfg.Refresh + maxDelay + time.Duration(drops)*cfg.Refresh + dt
+			allowed := refresh + maxDelay + time.Duration(drops)*refresh + dt
 			if lasted > allowed {
 				return fmt.Errorf("lights show %v and %v since %v (%v; allowed %v with %d drops, controller down %v)",
 					ew, ns, start, lasted, allowed, drops, dt)
@@ -395,76 +438,101 @@ func conflictChecker(cfg tf.Config, maxDelay time.Duration, down *outages, worst
 	}
 }
 
-// Under loss, duplication, delay with a tail, reordering and controller
-// crashes: the commanded state is never conflicting, the lights' conflicts
-// are bounded, and once the faults end the intersection cycles again.
+// faultConfig is the whole scenario of a seed for sim.Sim.Run: the fault
+// phase, then healing and the liveness requirement that both directions get
+// green again, then a check that the lights show what is commanded.
+func faultConfig(seed uint64, run time.Duration, worst *time.Duration) (sim.Config, faultScenario) {
+	sc := drawScenario(seed, run)
+	cfg, cmds := intersectionConfig(seed, sc.net, sc.presses)
+	cfg.DriftPPM = []int32{sc.drift}
+	cfg.Faults = sc.faults
+	cfg.Duration = run
+	tcfg := tf.DefaultConfig()
+	cfg.Checkers = []sim.Checker{
+		commandChecker(cmds),
+		conflictChecker(tcfg, sc.drift, sc.net.MaxDelay(), sc.down, worst),
+		{Name: "lights agree", End: func(s *sim.Sim) error {
+			c := controller(s)
+			if c == nil {
+				return errors.New("controller down at the end")
+			}
+			ew, ns := c.Phase().Colours()
+			// The calm network's delay is below 160 ms; allow a refresh.
+			if localNow(s, sc.drift)-c.Since() < 2*time.Second {
+				return errors.New("the run ended too close to a phase change to compare")
+			}
+			if got := s.Machine(tf.EWLightID).(*tf.Light).Colour(); got != ew {
+				return fmt.Errorf("EW light shows %v, controller commands %v", got, ew)
+			}
+			if got := s.Machine(tf.NSLightID).(*tf.Light).Colour(); got != ns {
+				return fmt.Errorf("NS light shows %v, controller commands %v", got, ns)
+			}
+			return nil
+		}},
+	}
+	// After healing, north-south and then east-west must turn green again
+	// within two cycles; the run ends 3 s into that east-west green.
+	var sawNS bool
+	cfg.Liveness = &sim.Liveness{Name: "both directions green again", Within: 4 * time.Minute, Cond: func(s *sim.Sim) bool {
+		if s.Machine(tf.NSLightID).(*tf.Light).Colour() == tf.Green {
+			sawNS = true
+		}
+		c := controller(s)
+		return sawNS && c != nil && c.Phase() == tf.PhaseEWGreen && localNow(s, sc.drift)-c.Since() >= 3*time.Second
+	}}
+	return cfg, sc
+}
+
+// localNow is the controller's clock, given its drift.
+func localNow(s *sim.Sim, drift int32) time.Duration {
+	return s.Now() + time.Duration(int64(s.Now())*int64(drift)/1_000_000)
+}
+
+// Under loss, duplication, delay with a tail, reordering, controller clock
+// drift and controller crashes: the commanded state is never conflicting,
+// the lights' conflicts are bounded, and once the faults end the
+// intersection cycles again. Every eighth seed is also run twice to check
+// that it is deterministic.
 func TestSimFaults(t *testing.T) {
 	const run = 30 * time.Minute
-	cfg := tf.DefaultConfig()
 	simtest.Sweep(t, 64, func(seed uint64) error {
-		sc := drawScenario(seed, run)
-		var (
-			worst time.Duration
-			down  outages
-		)
-		s := intersection(seed, sc.net, sc.presses, conflictChecker(cfg, sc.net.MaxDelay(), &down, &worst))
-		for _, c := range sc.crashes {
-			if err := s.RunFor(c[0] - s.Now()); err != nil {
-				return fmt.Errorf("%v: %w", sc.net, err)
-			}
-			down.crash(s)
-			if err := s.RunFor(c[1]); err != nil {
-				return fmt.Errorf("%v: %w", sc.net, err)
-			}
-			down.restart(s)
-		}
-		if err := s.RunFor(run - s.Now()); err != nil {
-			return fmt.Errorf("%v: %w", sc.net, err)
-		}
-		// Liveness: heal the network; within two cycles both directions
-		// get green, and the lights show what the controller commands.
-		s.SetNetwork(sc.net.Calm())
-		for _, want := range []sim.NodeID{tf.EWLightID, tf.NSLightID, tf.EWLightID} {
-			err := s.RunUntil(func(s *sim.Sim) bool {
-				return s.Machine(want).(*tf.Light).Colour() == tf.Green
-			}, 3*time.Minute)
-			if err != nil {
-				return fmt.Errorf("after healing, light %d never green: %w", want, err)
-			}
-		}
-		if err := s.RunFor(2 * time.Second); err != nil {
-			return err
-		}
-		c := s.Machine(tf.ControllerID).(*tf.Controller)
-		ew, ns := c.Phase().Colours()
-		if got := s.Machine(tf.EWLightID).(*tf.Light).Colour(); got != ew && s.Now()-c.Since() > sc.net.MaxDelay() {
-			return fmt.Errorf("EW light shows %v, controller commands %v", got, ew)
-		}
-		if got := s.Machine(tf.NSLightID).(*tf.Light).Colour(); got != ns && s.Now()-c.Since() > sc.net.MaxDelay() {
-			return fmt.Errorf("NS light shows %v, controller commands %v", got, ns)
+		var worst time.Duration
+		cfg, sc := faultConfig(seed, run, &worst)
+		res := sim.New(cfg).Run()
+		if res.Err != nil {
+			return fmt.Errorf("%v, drift %d ppm: %w", sc.net, sc.drift, res.Err)
 		}
 		if simtest.Single() {
-			t.Logf("seed %d: %v, %d crashes, %d presses, worst fault-free conflict %v, stats %+v",
-				seed, sc.net, len(sc.crashes), len(sc.presses), worst, s.Stats())
+			t.Logf("seed %d: %v, drift %d ppm, %d crashes, %d presses, worst fault-free conflict %v, stats %+v",
+				seed, sc.net, sc.drift, len(sc.down), len(sc.presses), worst, res.Stats)
 		}
-		return s.Result().Err
+		if seed%8 == 1 || simtest.Single() {
+			if _, err := sim.CheckDeterminism(func() sim.Config {
+				var w time.Duration
+				cfg, _ := faultConfig(seed, run, &w)
+				return cfg
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
 
-// The conflict checker must catch a light left showing a wrong colour for
-// longer than the bound.
-func TestConflictCheckerCatches(t *testing.T) {
-	var (
-		worst time.Duration
-		down  outages
-	)
-	cfg := tf.DefaultConfig()
-	s := intersection(1, sim.Network{}, nil, conflictChecker(cfg, 0, &down, &worst))
+// The checkers must catch what they are there for.
+func TestCheckersCatch(t *testing.T) {
+	var worst time.Duration
+	tcfg := tf.DefaultConfig()
+
+	// A rogue green while the controller hangs outlasts the bound.
+	cfg, _ := intersectionConfig(1, sim.Network{}, nil)
+	cfg.Checkers = []sim.Checker{conflictChecker(tcfg, 0, 0, nil, &worst)}
+	s := sim.New(cfg)
 	if err := s.RunFor(50 * time.Second); err != nil { // NS green now
 		t.Fatal(err)
 	}
-	s.Inject(tf.EWLightID, tf.Green) // a rogue datagram
-	s.Pause(tf.ControllerID)         // and the controller hangs
+	s.Inject(tf.EWLightID, tf.Green)
+	s.Pause(tf.ControllerID)
 	// Checkers run after events; let the button make some.
 	for i := range 60 {
 		s.InjectAt(s.Now()+time.Duration(i)*time.Second, tf.ButtonID, tf.Press{})
@@ -472,10 +540,12 @@ func TestConflictCheckerCatches(t *testing.T) {
 	err := s.RunFor(time.Minute)
 	var f *sim.Failure
 	if !errors.As(err, &f) || f.Checker != "lights conflict" {
-		t.Fatalf("RunFor = %v, want a lights conflict failure", err)
+		t.Fatalf("rogue green with a hung controller: %v, want a lights conflict failure", err)
 	}
+
 	// Without the hang, the next refresh repairs the light in time.
-	s = intersection(1, sim.Network{}, nil, conflictChecker(cfg, 0, &down, &worst))
+	s = sim.New(cfg)
+	cfg.Checkers[0] = conflictChecker(tcfg, 0, 0, nil, &worst)
 	if err := s.RunFor(50 * time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -483,7 +553,25 @@ func TestConflictCheckerCatches(t *testing.T) {
 	if err := s.RunFor(time.Minute); err != nil {
 		t.Fatalf("refresh did not repair a rogue green: %v", err)
 	}
-	if worst <= 0 || worst > cfg.Refresh {
-		t.Fatalf("rogue green lasted %v, want (0, %v]", worst, cfg.Refresh)
+	if worst <= 0 || worst > tcfg.Refresh {
+		t.Fatalf("rogue green lasted %v, want (0, %v]", worst, tcfg.Refresh)
+	}
+
+	// A green sent to one light while the other was last told green is
+	// caught by the command log, even in the middle of an event.
+	cmds := &commands{last: [2]tf.Colour{tf.Red, tf.Red}}
+	m := &commandLog{Controller: tf.NewController(tcfg), cmds: cmds}
+	var out sim.Effects
+	m.Step(sim.Event{Kind: sim.EventStart, Boot: &sim.Boot{ID: tf.ControllerID}}, &out)
+	out.Reset()
+	m.Step(sim.Event{Kind: sim.EventTimer, Now: tcfg.Clearance, Timer: tf.TimerPhase}, &out) // EW green
+	if cmds.conflict != nil || cmds.last != [2]tf.Colour{tf.Green, tf.Red} {
+		t.Fatalf("after EW green: commands %v, conflict %v", cmds.last, cmds.conflict)
+	}
+	out.Reset()
+	out.Send(tf.NSLightID, tf.Green) // a rogue send, ahead of the refresh's
+	m.Step(sim.Event{Kind: sim.EventTimer, Now: tcfg.Clearance + tcfg.Refresh, Timer: tf.TimerRefresh}, &out)
+	if cmds.conflict == nil {
+		t.Fatal("the command log missed NS green while EW was last told green")
 	}
 }
