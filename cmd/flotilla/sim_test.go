@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -24,7 +27,22 @@ func runSim(t *testing.T, args ...string) (int, string) {
 			f.seedSet = true
 		case "-check-determinism":
 			f.determinism = true
+		case "-seeds":
+			fmt.Sscan(args[i+1], &f.seeds)
+		case "-nodes":
+			fmt.Sscan(args[i+1], &f.nodes)
+		case "-clients":
+			fmt.Sscan(args[i+1], &f.clients)
+		case "-faults":
+			f.faults = args[i+1]
+		case "-duration":
+			f.duration, _ = time.ParseDuration(args[i+1])
+		case "-shrink-dir":
+			f.shrink, f.shrinkDir = true, args[i+1]
 		}
+	}
+	if f.shrinkMax == 0 {
+		f.shrinkMax, f.shrinkRuns = 3, 500
 	}
 	sys, err := findSystem(f.system)
 	if err != nil {
@@ -90,5 +108,173 @@ func TestUsageErrors(t *testing.T) {
 		if code := run(args); code != 2 {
 			t.Errorf("flotilla %q exited %d; want 2", args, code)
 		}
+	}
+}
+
+// withSystem registers a test system for the duration of a test.
+func withSystem(t *testing.T, sys system) {
+	t.Helper()
+	saved := systemList
+	systemList = append([]system{sys}, saved...)
+	t.Cleanup(func() { systemList = saved })
+}
+
+// planted is pingpong with a planted bug: its checker fails once node 2
+// has crashed and node 0 has been paused, in either order.
+var planted = system{name: "planted", defaultNodes: 5, minNodes: 1, base: pingpong.BaseNetwork,
+	scenario: func(seed uint64, n int, p sim.Plan, d time.Duration) sim.Config {
+		cfg := pingpong.Scenario(seed, n, p, d)
+		var crashed, paused bool
+		cfg.Checkers = append(cfg.Checkers, sim.Checker{Name: "planted", Step: func(s *sim.Sim) error {
+			if s.Nodes() < 3 {
+				return nil
+			}
+			crashed = crashed || !s.Up(2)
+			paused = paused || s.Paused(0)
+			if crashed && paused {
+				return fmt.Errorf("node 2 crashed and node 0 paused")
+			}
+			return nil
+		}})
+		return cfg
+	}}
+
+func replay(t *testing.T, path string) (int, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := replayFile(simFlags{replayPath: path}, &out, &errOut)
+	return code, out.String() + errOut.String()
+}
+
+func TestSimShrinkWritesAReplayableMinimalSchedule(t *testing.T) {
+	withSystem(t, planted)
+	dir := t.TempDir()
+	code, out := runSim(t, "-system", "planted", "-seeds", "10", "-faults", "crash,pause,partition,loss", "-duration", "15s", "-shrink-dir", dir)
+	if code != 1 {
+		t.Fatalf("exit %d; want 1:\n%s", code, out)
+	}
+	paths := regexp.MustCompile(`replay: go run ./cmd/flotilla sim -replay (\S+)`).FindAllStringSubmatch(out, -1)
+	if len(paths) == 0 {
+		t.Fatalf("no reproduction printed:\n%s", out)
+	}
+	t.Logf("%s", out)
+	for _, m := range paths {
+		path := m[1]
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := sim.ReadRepro(f)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.System != "planted" || rep.Checker != "planted" {
+			t.Errorf("%s: system %q checker %q", path, rep.System, rep.Checker)
+		}
+		if n := len(rep.Schedule.Faults); n > 2 || rep.Schedule.Nodes != 3 || rep.Schedule.Network.Loss != 0 {
+			t.Errorf("%s not minimal: %d faults %v, %d nodes, loss %v", path, n, rep.Schedule.Faults, rep.Schedule.Nodes, rep.Schedule.Network.Loss)
+		}
+		code, out := replay(t, path)
+		if code != 1 || !strings.Contains(out, "reproduced: planted fails, as recorded") {
+			t.Errorf("replaying %s: exit %d:\n%s", path, code, out)
+		}
+	}
+
+	// Without its faults the schedule passes, and replay says so.
+	path := paths[0][1]
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	calm := regexp.MustCompile(`(?s)"faults": \[.*?\n  \]`).ReplaceAll(b, []byte(`"faults": []`))
+	calmPath := filepath.Join(t.TempDir(), "calm.json")
+	if err := os.WriteFile(calmPath, calm, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, out := replay(t, calmPath); code != 0 || !strings.Contains(out, "passed: the recorded failure (planted) did not happen") {
+		t.Errorf("replaying without faults: exit %d:\n%s", code, out)
+	}
+}
+
+func TestSimReplayRejectsBadFiles(t *testing.T) {
+	dir := t.TempDir()
+	for name, body := range map[string]string{
+		"garbage.json": "{",
+		"system.json":  `{"system":"nope","seed":1,"nodes":2,"duration":"1s","network":{},"faults":[]}`,
+		"clients.json": `{"system":"pingpong","seed":1,"nodes":2,"clients":3,"duration":"1s","network":{},"faults":[]}`,
+	} {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if code, out := replay(t, path); code != 1 || !strings.Contains(out, path) {
+			t.Errorf("%s: exit %d; want 1 and an error naming the file:\n%s", name, code, out)
+		}
+	}
+	if code, _ := replay(t, filepath.Join(dir, "missing.json")); code != 1 {
+		t.Errorf("missing file: exit %d; want 1", code)
+	}
+}
+
+// crowd is pingpong whose last nodes are "clients": its checker fails at
+// the end of any run with two clients or more.
+func crowdKnob(t *testing.T) {
+	withSystem(t, system{name: "crowd", defaultNodes: 3, minNodes: 1, base: pingpong.BaseNetwork, scenario: pingpong.Scenario})
+	clientKnobs["crowd"] = clientKnob{defaultClients: 2, minClients: 0,
+		scenario: func(seed uint64, n, clients int, p sim.Plan, d time.Duration) sim.Config {
+			cfg := pingpong.Scenario(seed, n+clients, p, d)
+			cfg.Checkers = append(cfg.Checkers, sim.Checker{Name: "crowd", End: func(*sim.Sim) error {
+				if clients >= 2 {
+					return fmt.Errorf("%d clients", clients)
+				}
+				return nil
+			}})
+			return cfg
+		}}
+	t.Cleanup(func() { delete(clientKnobs, "crowd") })
+}
+
+func TestSimShrinkCutsClients(t *testing.T) {
+	crowdKnob(t)
+	dir := t.TempDir()
+	code, out := runSim(t, "-system", "crowd", "-seed", "3", "-nodes", "3", "-clients", "6", "-faults", "crash", "-duration", "3s", "-shrink-dir", dir)
+	if code != 1 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	if !strings.Contains(out, "-clients 6") {
+		t.Errorf("replay command lacks -clients:\n%s", out)
+	}
+	path := filepath.Join(dir, "repro-crowd-seed3.json")
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	defer f.Close()
+	rep, err := sim.ReadRepro(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Schedule.Clients != 2 || rep.Schedule.Nodes != 1 || len(rep.Schedule.Faults) != 0 {
+		t.Errorf("shrunk to %d clients, %d nodes, faults %v; want 2 clients, 1 node, no faults", rep.Schedule.Clients, rep.Schedule.Nodes, rep.Schedule.Faults)
+	}
+	if !strings.Contains(out, "6 -> 2 clients") {
+		t.Errorf("report lacks the client cut:\n%s", out)
+	}
+}
+
+func TestSimClientsFlag(t *testing.T) {
+	crowdKnob(t)
+	if code := run([]string{"sim", "-system", "pingpong", "-clients", "3"}); code != 2 {
+		t.Errorf("-clients on a system without clients: exit %d; want 2", code)
+	}
+	if code := run([]string{"sim", "-system", "crowd", "-clients", "1", "-seeds", "3", "-duration", "1s"}); code != 0 {
+		t.Errorf("-clients 1 on crowd: exit %d; want 0", code)
+	}
+	if code := run([]string{"sim", "-system", "crowd", "-seeds", "2", "-duration", "1s"}); code != 1 {
+		t.Errorf("crowd with its default 2 clients: exit %d; want 1", code)
+	}
+	if code := run([]string{"sim", "-replay", "x.json", "-shrink"}); code != 2 {
+		t.Errorf("-replay with -shrink: exit %d; want 2", code)
 	}
 }
