@@ -5,7 +5,7 @@
 //	kvclient [-addr localhost:12345] [-timeout 5s] get KEY
 //	kvclient [-addr ...] set KEY VALUE
 //	kvclient [-addr ...] delete KEY
-//	kvclient [-addr ...] bench [-c 64] [-d 10s] [-size 256] [-writes 0.5] [-keys 10000]
+//	kvclient [-addr ...] bench [-c 64] [-d 10s] [-size 256] [-writes 0.5] [-keys 10000] [-pipeline 1]
 //
 // get prints the value, or "(nil)" if the key is not set; set and delete
 // print "ok". bench runs a closed-loop load and prints ops/s and latency
@@ -32,7 +32,7 @@ commands:
   get KEY          print the value of KEY, or (nil)
   set KEY VALUE    set KEY to VALUE, print ok
   delete KEY       delete KEY, print ok
-  bench [-c 64] [-d 10s] [-size 256] [-writes 0.5] [-keys 10000]
+  bench [-c 64] [-d 10s] [-size 256] [-writes 0.5] [-keys 10000] [-pipeline 1]
                    closed-loop load: ops/s and p50/p99/max latency
 `
 
@@ -119,24 +119,25 @@ func bench(ctx context.Context, addr string, args []string, stdout, stderr io.Wr
 	size := fs.Int("size", 256, "value size in bytes")
 	writes := fs.Float64("writes", 0.5, "fraction of operations that are sets")
 	keys := fs.Int("keys", 10000, "number of distinct keys")
+	pipeline := fs.Int("pipeline", 1, "requests in flight per connection")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: kvclient [-addr ADDR] bench [-c 64] [-d 10s] [-size 256] [-writes 0.5] [-keys 10000]")
+		fmt.Fprintln(stderr, "usage: kvclient [-addr ADDR] bench [-c 64] [-d 10s] [-size 256] [-writes 0.5] [-keys 10000] [-pipeline 1]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		return 1
 	}
-	if fs.NArg() != 0 || *c <= 0 || *d <= 0 || *size < 0 || *writes < 0 || *writes > 1 || *keys <= 0 {
+	if fs.NArg() != 0 || *c <= 0 || *d <= 0 || *size < 0 || *writes < 0 || *writes > 1 || *keys <= 0 || *pipeline <= 0 {
 		fmt.Fprintln(stderr, "kvclient: bad bench arguments")
 		fs.Usage()
 		return 1
 	}
-	res, err := kvclient.Bench(ctx, kvclient.BenchConfig{Addr: addr, Clients: *c, Duration: *d, Size: *size, Writes: *writes, Keys: *keys})
+	res, err := kvclient.Bench(ctx, kvclient.BenchConfig{Addr: addr, Clients: *c, Duration: *d, Size: *size, Writes: *writes, Keys: *keys, Pipeline: *pipeline})
 	if err != nil {
 		fmt.Fprintf(stderr, "kvclient: bench: %s\n", strings.TrimPrefix(err.Error(), "kvclient: "))
 		return 1
 	}
-	fmt.Fprintf(stdout, "clients %d, value size %d, writes %.0f%%\n", *c, *size, *writes*100)
+	fmt.Fprintf(stdout, "clients %d, pipeline %d, value size %d, writes %.0f%%\n", *c, *pipeline, *size, *writes*100)
 	fmt.Fprintf(stdout, "ops/s %.0f (%d ops in %v)\n", res.OpsPerSec, res.Ops, res.Elapsed.Round(time.Millisecond))
 	fmt.Fprintf(stdout, "latency p50 %v  p99 %v  max %v\n", res.P50.Round(time.Microsecond), res.P99.Round(time.Microsecond), res.Max.Round(time.Microsecond))
 	return 0
