@@ -5,7 +5,7 @@
 // # Behaviour
 //
 // The intersection has an East-West light, a North-South light and a push
-// button for pedestrians crossing the East-West road. The cycle is
+// button. The cycle is
 //
 //	EW green / NS red    30 s
 //	EW yellow / NS red    5 s
@@ -31,12 +31,14 @@
 //
 // Datagrams get lost, so the controller re-sends both lights their current
 // colour every Config.Refresh (1 s): a lost command heals within one refresh
-// period plus the network delay.
+// period plus the network delay. When a phase changes, the light that must
+// turn red is commanded first.
 //
 // The controller is volatile and journals nothing. On every start, first
 // boot or restart, it enters the all-red clearance phase: it commands both
-// lights red and waits Config.Clearance (default 10 s, at least the yellow
-// time plus the largest network delay we plan for) before the first green.
+// lights red and waits Config.Clearance (default 10 s: at least the yellow
+// time plus one refresh plus the largest network delay we plan for) before
+// the first green.
 // Whatever the previous incarnation had commanded — a green, a yellow, or
 // datagrams still in flight — has either arrived and been overridden by red,
 // or been overtaken by the refresh, before anything turns green again.
