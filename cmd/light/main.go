@@ -56,9 +56,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // ANSI escape sequences for the three colours.
 var ansi = map[trafficfsm.Colour]string{
-	trafficfsm.Red:    "\x1b[31;1m",
-	trafficfsm.Yellow: "\x1b[33;1m",
-	trafficfsm.Green:  "\x1b[32;1m",
+	trafficfsm.Red:    "\x1b[31m",
+	trafficfsm.Yellow: "\x1b[33m",
+	trafficfsm.Green:  "\x1b[32m",
 }
 
 const ansiReset = "\x1b[0m"

@@ -54,7 +54,7 @@ func TestLightShowsValidDatagramsOnly(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	want := "\r\x1b[31;1mEW: R\x1b[0m" + "\r\x1b[32;1mEW: G\x1b[0m" + "\r\x1b[33;1mEW: Y\x1b[0m" + "\r\x1b[31;1mEW: R\x1b[0m"
+	want := "\r\x1b[31mEW: R\x1b[0m" + "\r\x1b[32mEW: G\x1b[0m" + "\r\x1b[33mEW: Y\x1b[0m" + "\r\x1b[31mEW: R\x1b[0m"
 	// Loopback UDP does not lose these; wait for the last redraw.
 	timeout := time.After(5 * time.Second)
 	for out.String() != want {
