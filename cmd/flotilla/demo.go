@@ -466,26 +466,26 @@ func checkRun(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cfg := trafficfsm.DefaultConfig()
+	began := time.Now()
+	sp, err := trafficfsm.ExploreController(cfg, trafficfsm.ExploreOptions{Step: *step, Restarts: *restarts})
+	took := time.Since(began)
+	var v *sim.Violation
+	if err != nil && !errors.As(err, &v) {
+		fmt.Fprintf(stderr, "flotilla check: %v\n", err)
+		return 2
+	}
 	fmt.Fprintf(stdout, "traffic controller: ticks of %v, a press possible between any two ticks", *step)
 	if *restarts {
 		fmt.Fprint(stdout, ", restarts anywhere")
 	}
 	fmt.Fprintln(stdout)
-	began := time.Now()
-	sp, err := trafficfsm.ExploreController(cfg, trafficfsm.ExploreOptions{Step: *step, Restarts: *restarts})
-	took := time.Since(began)
 	if sp != nil {
 		fmt.Fprintf(stdout, "  %d states, %d transitions, every state within %d events of the start (%v)\n",
 			sp.Len(), sp.Transitions(), sp.Depth(), took.Round(time.Microsecond))
 	}
-	var v *sim.Violation
-	if errors.As(err, &v) {
+	if err != nil {
 		fmt.Fprintf(stdout, "FAIL\n%v\n", err)
 		return 1
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "flotilla check: %v\n", err)
-		return 2
 	}
 	for _, p := range trafficfsm.ExploreProperties() {
 		fmt.Fprintf(stdout, "  ok  %s\n", p)
