@@ -1,0 +1,214 @@
+package runtime_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/flotilla-sim/flotilla/runtime"
+	"github.com/flotilla-sim/flotilla/sim"
+)
+
+// gossip greets every other node at start and observes "from→to: msg" for
+// each message it receives.
+type gossip struct {
+	id, n sim.NodeID
+}
+
+func (g *gossip) Step(ev sim.Event, out *sim.Effects) {
+	switch ev.Kind {
+	case sim.EventStart:
+		g.id = ev.Boot.ID
+		for p := range g.n {
+			if p != g.id {
+				out.Send(p, fmt.Sprintf("hi from %d", g.id))
+			}
+		}
+	case sim.EventMessage:
+		out.Observe(fmt.Sprintf("%d→%d: %v", ev.From, g.id, ev.Msg))
+	}
+}
+
+func TestTCPPeersCluster(t *testing.T) {
+	const n = 3
+	ps := make([]*runtime.TCPPeers, n)
+	for i := range ps {
+		p, err := runtime.ListenTCPPeers(runtime.TCPPeersConfig{ID: sim.NodeID(i), Listen: "127.0.0.1:0", Codec: strCodec{}, Logger: quiet()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps[i] = p
+	}
+	for i, p := range ps {
+		for j, q := range ps {
+			if i != j {
+				p.AddPeer(sim.NodeID(j), q.Addr().String())
+			}
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	obs := make(chan any, 16)
+	errs := make(chan error, n)
+	run := func(i int) {
+		errs <- runtime.Run(ctx, runtime.Config{ID: sim.NodeID(i), Machine: &gossip{n: n}, Transport: ps[i], Logger: quiet(),
+			OnObserve: func(o any) { obs <- o }})
+	}
+	// Node 0 starts late: the others' first dials fail and are retried,
+	// and their greetings wait in the queue meanwhile.
+	go run(1)
+	go run(2)
+	time.Sleep(100 * time.Millisecond) // let the first dials to node 0 fail; not a synchronization point
+	go run(0)
+	var got []string
+	for len(got) < n*(n-1) {
+		select {
+		case o := <-obs:
+			got = append(got, o.(string))
+		case <-ctx.Done():
+			t.Fatalf("only %d greetings arrived: %q", len(got), got)
+		}
+	}
+	slices.Sort(got)
+	var want []string
+	for from := range n {
+		for to := range n {
+			if from != to {
+				want = append(want, fmt.Sprintf("%d→%d: hi from %d", from, to, from))
+			}
+		}
+	}
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("got %q\nwant %q", got, want)
+	}
+	cancel()
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestTCPPeersRejectsStrangers(t *testing.T) {
+	p, err := runtime.ListenTCPPeers(runtime.TCPPeersConfig{ID: 0, Listen: "127.0.0.1:0", Codec: strCodec{}, Logger: quiet(),
+		Peers: map[sim.NodeID]string{1: "127.0.0.1:1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	obs := make(chan any, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- runtime.Run(ctx, runtime.Config{Machine: &gossip{n: 1}, Transport: p, Logger: quiet(), OnObserve: func(o any) { obs <- o }})
+	}()
+	for name, hello := range map[string][]byte{
+		"no hello":     []byte("hi from 7"),
+		"unknown node": []byte("FLPEER\x00\x00\x00\x07"),
+	} {
+		c, err := net.Dial("tcp", p.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		runtime.WriteFrame(c, hello)
+		runtime.WriteFrame(c, []byte("sneaky"))
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		var b [1]byte
+		if _, err := c.Read(b[:]); err == nil {
+			t.Fatalf("%s: connection left open", name)
+		}
+		c.Close()
+	}
+	// A proper peer is heard.
+	c, err := net.Dial("tcp", p.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	runtime.WriteFrame(c, []byte("FLPEER\x00\x00\x00\x01"))
+	runtime.WriteFrame(c, []byte("hello"))
+	select {
+	case o := <-obs:
+		if o != "1→0: hello" {
+			t.Fatalf("observed %v; a stranger's message got through?", o)
+		}
+	case <-ctx.Done():
+		t.Fatal("peer's message never arrived")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// echoer answers every message to its sender.
+type echoer struct{}
+
+func (echoer) Step(ev sim.Event, out *sim.Effects) {
+	if ev.Kind == sim.EventMessage {
+		out.Send(ev.From, fmt.Sprintf("echo %d: %v", ev.From, ev.Msg))
+	}
+}
+
+func TestCombineRoutesToClientsAndPeers(t *testing.T) {
+	peers, err := runtime.ListenTCPPeers(runtime.TCPPeersConfig{ID: 0, Listen: "127.0.0.1:0", Codec: strCodec{}, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clients, err := runtime.ListenTCP(runtime.TCPConfig{Listen: "127.0.0.1:0", Codec: strCodec{}, Logger: quiet(), FirstClientID: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Node 1 is a raw listener standing in for a peer.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	peers.AddPeer(1, ln.Addr().String())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- runtime.Run(ctx, runtime.Config{Machine: echoer{}, Transport: runtime.Combine(peers, clients), Logger: quiet()})
+	}()
+	// A client is answered on its own connection.
+	c, err := net.Dial("tcp", clients.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	runtime.WriteFrame(c, []byte("x"))
+	if p, err := runtime.ReadFrame(c, nil, 0); err != nil || string(p) != "echo 100: x" {
+		t.Fatalf("client got %q, %v", p, err)
+	}
+	// A peer's message is answered over the connection node 0 dials to it.
+	pc, err := net.Dial("tcp", peers.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	runtime.WriteFrame(pc, []byte("FLPEER\x00\x00\x00\x01"))
+	runtime.WriteFrame(pc, []byte("y"))
+	back, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer back.Close()
+	back.SetDeadline(time.Now().Add(5 * time.Second))
+	if p, err := runtime.ReadFrame(back, nil, 0); err != nil || string(p) != "FLPEER\x00\x00\x00\x00" {
+		t.Fatalf("hello from node 0: %q, %v", p, err)
+	}
+	if p, err := runtime.ReadFrame(back, nil, 0); err != nil || string(p) != "echo 1: y" {
+		t.Fatalf("peer got %q, %v", p, err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
