@@ -39,7 +39,17 @@ const (
 	StatusNotFound   Status = 1
 	StatusBadRequest Status = 2
 	StatusError      Status = 3
+	// StatusNotLeader comes from a replicated node that is not the leader:
+	// nothing was done, and Leader names the leader it knows of (-1: none).
+	StatusNotLeader Status = 4
+	// StatusSessionExpired comes from a replicated node that has no session
+	// for the request's client (expired, or never opened): nothing was
+	// done now, and whether an earlier attempt took effect is unknown.
+	StatusSessionExpired Status = 5
 )
+
+// maxStatus is the highest status the codec knows.
+const maxStatus = StatusSessionExpired
 
 func (s Status) String() string {
 	switch s {
@@ -51,6 +61,10 @@ func (s Status) String() string {
 		return "bad request"
 	case StatusError:
 		return "error"
+	case StatusNotLeader:
+		return "not leader"
+	case StatusSessionExpired:
+		return "session expired"
 	}
 	return fmt.Sprintf("status(%d)", uint8(s))
 }
@@ -80,14 +94,18 @@ type Response struct {
 	ID     uint64
 	Status Status
 	Value  []byte
+	// Leader is the redirect hint of StatusNotLeader (-1: unknown); it is
+	// not encoded with any other status.
+	Leader sim.NodeID
 }
 
 // Wire format. All integers are unsigned varints (encoding/binary Uvarint)
 // unless noted; byte strings are a varint length followed by the bytes.
 //
 //	Request:  'Q' | op u8 | flags u8 | id | [client | seq if flags&1] | key | [value if op == set]
-//	Response: 'R' | status u8 | flags u8 | id | [value if flags&2]
+//	Response: 'R' | status u8 | flags u8 | id | [value if flags&2] | [leader+1 if flags&4]
 //
+// flags&4 is set exactly when the status is StatusNotLeader.
 // Unknown flag bits, unknown ops, over-limit lengths and trailing bytes are
 // errors. New optional fields get new flag bits.
 const (
@@ -96,6 +114,7 @@ const (
 
 	flagSession  = 1 << 0
 	flagHasValue = 1 << 1
+	flagLeader   = 1 << 2
 )
 
 // Codec is the sim.Codec for Request and Response messages (values or
@@ -167,8 +186,11 @@ func AppendRequest(dst []byte, r *Request) ([]byte, error) {
 
 // AppendResponse appends the encoding of r to dst.
 func AppendResponse(dst []byte, r *Response) ([]byte, error) {
-	if r.Status > StatusError {
+	if r.Status > maxStatus {
 		return dst, fmt.Errorf("kvsm: bad status %d", r.Status)
+	}
+	if r.Status == StatusNotLeader && r.Leader < -1 {
+		return dst, fmt.Errorf("kvsm: bad leader hint %d", r.Leader)
 	}
 	if len(r.Value) > MaxValue {
 		return dst, fmt.Errorf("kvsm: value of %d bytes exceeds %d", len(r.Value), MaxValue)
@@ -177,10 +199,16 @@ func AppendResponse(dst []byte, r *Response) ([]byte, error) {
 	if r.Value != nil {
 		flags |= flagHasValue
 	}
+	if r.Status == StatusNotLeader {
+		flags |= flagLeader
+	}
 	dst = append(dst, tagResponse, byte(r.Status), flags)
 	dst = binary.AppendUvarint(dst, r.ID)
 	if r.Value != nil {
 		dst = appendBytes(dst, r.Value)
+	}
+	if flags&flagLeader != 0 {
+		dst = binary.AppendUvarint(dst, uint64(int64(r.Leader)+1))
 	}
 	return dst, nil
 }
@@ -314,15 +342,25 @@ func DecodeResponse(b []byte) (Response, error) {
 	}
 	p.Status = Status(r.byte())
 	flags := r.byte()
-	if r.err == nil && p.Status > StatusError {
+	if r.err == nil && p.Status > maxStatus {
 		r.fail("bad status %d", p.Status)
 	}
-	if flags&^flagHasValue != 0 {
+	if flags&^(flagHasValue|flagLeader) != 0 {
 		r.fail("unknown response flags %#x", flags)
+	}
+	if r.err == nil && (flags&flagLeader != 0) != (p.Status == StatusNotLeader) {
+		r.fail("leader hint with status %v", p.Status)
 	}
 	p.ID = r.uvarint()
 	if flags&flagHasValue != 0 {
 		p.Value = r.bytes(MaxValue, "value")
+	}
+	if flags&flagLeader != 0 {
+		l := r.uvarint()
+		if r.err == nil && l > 1<<31 {
+			r.fail("leader hint %d out of range", l)
+		}
+		p.Leader = sim.NodeID(int64(l) - 1)
 	}
 	r.end()
 	if r.err != nil {
