@@ -575,3 +575,24 @@ func TestCheckersCatch(t *testing.T) {
 		t.Fatal("the command log missed NS green while EW was last told green")
 	}
 }
+
+// A press injected into the button machine (as a test or a host would)
+// reaches the controller like a scheduled one.
+func TestSimInjectedPress(t *testing.T) {
+	s := intersection(1, sim.Network{Delay: time.Millisecond}, nil)
+	if err := s.RunFor(50 * time.Second); err != nil { // 5 s into NS green
+		t.Fatal(err)
+	}
+	s.Inject(tf.ButtonID, tf.Press{})
+	if err := s.RunFor(30 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if got := presses(s); len(got) != 1 || got[0] != 50*time.Second {
+		t.Fatalf("button pressed at %v, want once at 50s", got)
+	}
+	sts := states(s)
+	last := sts[len(sts)-1]
+	if last.State.Phase != tf.PhaseNSYellow || last.At != 75*time.Second {
+		t.Fatalf("last state %+v, want ns-yellow at 75s (30 s of NS green)", last)
+	}
+}
