@@ -222,3 +222,18 @@ func FuzzReadRepro(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkShrinkPlantedBug is the whole shrink of the planted bug: 5
+// nodes, 10 s, about 130 faults down to 2.
+func BenchmarkShrinkPlantedBug(b *testing.B) {
+	sc := plantedSchedule(7)
+	runs := 0
+	for b.Loop() {
+		r, err := Shrink(sc, ShrinkOptions{Build: plantedBug, MaxRuns: 400})
+		if err != nil {
+			b.Fatal(err)
+		}
+		runs = r.Runs
+	}
+	b.ReportMetric(float64(runs), "sims/shrink")
+}

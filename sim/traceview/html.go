@@ -16,8 +16,8 @@ type HTMLOptions struct {
 	// Title heads the page (default "flotilla trace").
 	Title string
 	// MaxMessages caps the arrows drawn (default 20000); MaxMarks caps the
-	// other marks (default 50000). Past a cap the page draws the first
-	// ones in time and says how many it left out.
+	// marks of other node events (default 50000). Past a cap the page
+	// draws the trace up to the time the cap is reached, and says so.
 	MaxMessages, MaxMarks int
 }
 
@@ -40,7 +40,8 @@ type htmlData struct {
 	Marks   [][4]int64 `json:"marks"` // node, t, kind, detail
 	Spans   [][5]int64 `json:"spans"` // node, from, to, kind, label
 	Notes   [][3]int64 `json:"notes"` // t, kind, detail: system-wide
-	Total   [2]int     `json:"total"` // messages, marks in the trace
+	Total   [2]int     `json:"total"` // messages and node events in the whole trace
+	Cut     bool       `json:"cut"`   // drawn only up to End: a cap was reached
 }
 
 // Mark kinds, as the page's script knows them.
@@ -108,20 +109,36 @@ func buildHTMLData(tr *Trace, opts HTMLOptions) htmlData {
 		}
 	}
 	mark := func(e *Event, kind int64, detail string) {
-		d.Total[1]++
-		if len(d.Marks) < maxMarks {
-			d.Marks = append(d.Marks, [4]int64{int64(e.Node), int64(e.T), kind, in.id(detail)})
+		d.Marks = append(d.Marks, [4]int64{int64(e.Node), int64(e.T), kind, in.id(detail)})
+	}
+	// Past a cap, draw a prefix of the trace in time, whole: everything up
+	// to the event that would break it.
+	limit, msgs, marks := len(tr.Events), 0, 0
+	for i := range tr.Events {
+		e := &tr.Events[i]
+		switch {
+		case e.IsMessage():
+			msgs++
+		case e.Node >= 0:
+			marks++
+		}
+		if limit == len(tr.Events) && (msgs > maxMsgs || marks > maxMarks) {
+			limit = i
 		}
 	}
-	for i := range tr.Events {
+	d.Total = [2]int{msgs, marks}
+	if limit < len(tr.Events) {
+		d.Cut = true
+		d.End = int64(tr.Events[max(limit-1, 0)].T)
+	}
+	for i := range tr.Events[:limit] {
 		e := &tr.Events[i]
 		n := int(e.Node)
 		if e.IsMessage() {
-			d.Total[0]++
 			if e.From < 0 {
 				d.Ext = true
 			}
-			if len(d.Msgs) < maxMsgs {
+			{
 				dropped := int64(0)
 				detail := fmt.Sprintf("#%d %s\n%s → %s, sent %v, ", e.ID, e.Msg, nodeName(int(e.From)), nodeName(n), e.Sent)
 				if e.Kind == "drop" {
@@ -180,10 +197,11 @@ func buildHTMLData(tr *Trace, opts HTMLOptions) htmlData {
 			state[n] = open{from: e.T, label: e.State, on: true}
 		}
 	}
+	end := time.Duration(d.End)
 	for n := range tr.Nodes {
-		closeSpan(&state[n], n, tr.End, spanState)
-		closeSpan(&down[n], n, tr.End, spanDown)
-		closeSpan(&paused[n], n, tr.End, spanPaused)
+		closeSpan(&state[n], n, end, spanState)
+		closeSpan(&down[n], n, end, spanDown)
+		closeSpan(&paused[n], n, end, spanPaused)
 	}
 	d.Strings = in.list
 	if d.Strings == nil {

@@ -115,9 +115,61 @@ func Read(r io.Reader) (*Trace, error) {
 	return tr, nil
 }
 
-// parseLine reads one JSON object token by token, so that repeated keys
-// (one "observe" per observation) are all kept.
+// lineJSON is a trace line with at most one observation.
+type lineJSON struct {
+	Step    *uint64 `json:"step"`
+	T       *int64  `json:"t"`
+	Node    *int64  `json:"node"`
+	Kind    *string `json:"kind"`
+	From    *int64  `json:"from"`
+	ID      uint64  `json:"id"`
+	Sent    int64   `json:"sent"`
+	Msg     string  `json:"msg"`
+	Timer   string  `json:"timer"`
+	Why     string  `json:"why"`
+	Detail  string  `json:"detail"`
+	Observe *string `json:"observe"`
+	State   string  `json:"state"`
+	Sends   int64   `json:"sends"`
+	Appends int64   `json:"appends"`
+	Records int64   `json:"records"`
+	Base    int64   `json:"base"`
+}
+
+var observeKey = []byte(`"observe":`)
+
+// parseLine parses one line. Most lines have at most one observation and
+// go through json.Unmarshal; the others, and every line Unmarshal refuses,
+// go through parseTokens, which keeps repeated keys and explains errors.
 func parseLine(b []byte) (Event, error) {
+	if bytes.Count(b, observeKey) > 1 {
+		return parseTokens(b)
+	}
+	var j lineJSON
+	if err := json.Unmarshal(b, &j); err != nil || j.Step == nil || j.T == nil || j.Node == nil || j.Kind == nil {
+		return parseTokens(b)
+	}
+	ev := Event{Step: *j.Step, T: time.Duration(*j.T), Node: sim.NodeID(*j.Node), Kind: *j.Kind, From: sim.External,
+		ID: j.ID, Sent: time.Duration(j.Sent), Msg: j.Msg, Timer: j.Timer, Why: j.Why, Detail: j.Detail, State: j.State,
+		Sends: j.Sends, Appends: j.Appends, Records: j.Records, Base: j.Base}
+	if *j.Node < -1 || *j.Node >= maxNodes {
+		return parseTokens(b)
+	}
+	if j.From != nil {
+		if *j.From < -1 || *j.From >= maxNodes {
+			return parseTokens(b)
+		}
+		ev.From = sim.NodeID(*j.From)
+	}
+	if j.Observe != nil {
+		ev.Observe = []string{*j.Observe}
+	}
+	return ev, validate(&ev, j.From != nil)
+}
+
+// parseTokens reads one JSON object token by token, so that repeated keys
+// (one "observe" per observation) are all kept.
+func parseTokens(b []byte) (Event, error) {
 	ev := Event{From: sim.External}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
@@ -224,23 +276,27 @@ func parseLine(b []byte) (Event, error) {
 			return ev, fmt.Errorf("missing field %q", k)
 		}
 	}
+	return ev, validate(&ev, seen["from"])
+}
+
+func validate(ev *Event, hasFrom bool) error {
 	switch {
 	case ev.T < 0:
-		return ev, fmt.Errorf("negative time %d", ev.T)
+		return fmt.Errorf("negative time %d", ev.T)
 	case ev.Node < sim.External || ev.Node >= maxNodes:
-		return ev, fmt.Errorf("node %d out of range", ev.Node)
+		return fmt.Errorf("node %d out of range", ev.Node)
 	case ev.From < sim.External || ev.From >= maxNodes:
-		return ev, fmt.Errorf("from %d out of range", ev.From)
+		return fmt.Errorf("from %d out of range", ev.From)
 	case ev.Kind == "":
-		return ev, errors.New("empty kind")
-	case ev.IsMessage() && !seen["from"]:
-		return ev, fmt.Errorf("%s line without from", ev.Kind)
+		return errors.New("empty kind")
+	case ev.IsMessage() && !hasFrom:
+		return fmt.Errorf("%s line without from", ev.Kind)
 	case ev.IsMachine() && ev.Node < 0:
-		return ev, fmt.Errorf("%s event on node %d", ev.Kind, ev.Node)
+		return fmt.Errorf("%s event on node %d", ev.Kind, ev.Node)
 	case ev.IsMessage() && (ev.Sent < 0 || ev.Sent > ev.T):
-		return ev, fmt.Errorf("message sent at %d, after it arrived at %d", ev.Sent, ev.T)
+		return fmt.Errorf("message sent at %d, after it arrived at %d", ev.Sent, ev.T)
 	}
-	return ev, nil
+	return nil
 }
 
 // maxNodes bounds node ids so that views stay a sane size.

@@ -346,3 +346,50 @@ func FuzzRead(f *testing.F) {
 		}
 	})
 }
+
+// pageData pulls the data the page draws out of an HTML export.
+func pageData(t *testing.T, page string) map[string]any {
+	t.Helper()
+	_, rest, ok := strings.Cut(page, `<script type="application/json" id="data">`)
+	js, _, ok2 := strings.Cut(rest, "</script>")
+	if !ok || !ok2 {
+		t.Fatal("no data in the page")
+	}
+	var d map[string]any
+	if err := json.Unmarshal([]byte(js), &d); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func TestHTMLCapsHugeTraces(t *testing.T) {
+	tr, err := traceview.Read(bytes.NewReader(pingpongTrace(t, 5, 3*time.Second)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var whole, capped bytes.Buffer
+	if err := traceview.WriteHTML(&whole, tr, traceview.HTMLOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := traceview.WriteHTML(&capped, tr, traceview.HTMLOptions{MaxMessages: 10}); err != nil {
+		t.Fatal(err)
+	}
+	w, c := pageData(t, whole.String()), pageData(t, capped.String())
+	total := float64(count(tr, "recv", "drop"))
+	if len(w["msgs"].([]any)) != int(total) || w["cut"] != false {
+		t.Errorf("uncapped page draws %d of %v messages, cut %v", len(w["msgs"].([]any)), total, w["cut"])
+	}
+	if len(c["msgs"].([]any)) != 10 || c["cut"] != true || c["total"].([]any)[0] != total {
+		t.Errorf("capped page draws %d messages of %v, cut %v", len(c["msgs"].([]any)), c["total"], c["cut"])
+	}
+	// Nothing drawn lies past the cut.
+	end := c["end"].(float64)
+	for _, m := range c["marks"].([]any) {
+		if at := m.([]any)[1].(float64); at > end {
+			t.Errorf("mark at %v past the end %v", at, end)
+		}
+	}
+	if end >= w["end"].(float64) {
+		t.Errorf("capped page ends at %v, the whole one at %v", end, w["end"])
+	}
+}
