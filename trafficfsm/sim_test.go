@@ -584,7 +584,7 @@ func TestSimInjectedPress(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Inject(tf.ButtonID, tf.Press{})
-	if err := s.RunFor(30 * time.Second); err != nil {
+	if err := s.RunFor(27 * time.Second); err != nil {
 		t.Fatal(err)
 	}
 	if got := presses(s); len(got) != 1 || got[0] != 50*time.Second {
