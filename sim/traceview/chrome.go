@@ -19,6 +19,9 @@ const (
 	statesTID   = 2
 	eventsCat   = "event"
 	minSliceDur = 1 * time.Microsecond
+	// flowsPerMessage spaces flow ids so that each copy of a message has
+	// its own.
+	flowsPerMessage = 4
 )
 
 func pid(n sim.NodeID) int { return int(n) + 2 }
@@ -32,7 +35,7 @@ type chromeEvent struct {
 	Dur   *float64       `json:"dur,omitempty"`
 	Pid   int            `json:"pid"`
 	Tid   int            `json:"tid"`
-	ID    string         `json:"id,omitempty"`
+	ID    uint64         `json:"id,omitempty"`
 	Bp    string         `json:"bp,omitempty"`
 	Scope string         `json:"s,omitempty"`
 	Args  map[string]any `json:"args,omitempty"`
@@ -77,19 +80,26 @@ func WriteChrome(w io.Writer, tr *Trace) error {
 		meta(p, statesTID, "thread_name", "state")
 	}
 
-	// A machine event is a slice as long as the time to the node's next
-	// event, at most minSliceDur, so that slices never overlap.
+	// A machine event is a slice lasting until the node's next event at a
+	// later time, at most minSliceDur: slices of events at different times
+	// never overlap, and those at the same time have the same bounds, so
+	// they nest.
 	nextAt := make([]time.Duration, len(tr.Events))
-	last := map[sim.NodeID]int{}
+	type later struct{ at, next time.Duration }
+	seen := make([]later, tr.Nodes+1)
+	for i := range seen {
+		seen[i] = later{-1, -1}
+	}
 	for i := len(tr.Events) - 1; i >= 0; i-- {
 		e := &tr.Events[i]
-		nextAt[i] = -1
-		if j, ok := last[e.Node]; ok {
-			nextAt[i] = tr.Events[j].T
+		if !e.IsMachine() && e.Kind != "drop" {
+			continue
 		}
-		if e.IsMachine() || e.Kind == "drop" {
-			last[e.Node] = i
+		l := &seen[e.Node+1]
+		if l.at != e.T {
+			l.next, l.at = l.at, e.T
 		}
+		nextAt[i] = l.next
 	}
 
 	type span struct {
@@ -119,7 +129,7 @@ func WriteChrome(w io.Writer, tr *Trace) error {
 		switch {
 		case e.IsMachine() || e.Kind == "drop":
 			dur := minSliceDur
-			if nextAt[i] >= 0 {
+			if nextAt[i] > e.T {
 				dur = min(dur, nextAt[i]-e.T)
 			}
 			d := micros(dur)
@@ -146,8 +156,10 @@ func WriteChrome(w io.Writer, tr *Trace) error {
 			}
 			emit(chromeEvent{Name: name, Cat: eventsCat, Ph: "X", Ts: ts, Dur: &d, Pid: pid(e.Node), Tid: eventsTID, Args: args})
 			if e.IsMessage() && e.From >= 0 {
+				// One flow per copy of a message: the network makes at
+				// most one duplicate.
 				copies[e.ID]++
-				id := fmt.Sprintf("%d.%d", e.ID, copies[e.ID])
+				id := e.ID*flowsPerMessage + uint64(copies[e.ID]%flowsPerMessage)
 				emit(chromeEvent{Name: "msg", Cat: eventsCat, Ph: "s", Ts: micros(e.Sent), Pid: pid(e.From), Tid: eventsTID, ID: id, Bp: "e"})
 				emit(chromeEvent{Name: "msg", Cat: eventsCat, Ph: "f", Ts: ts, Pid: pid(e.Node), Tid: eventsTID, ID: id, Bp: "e"})
 			}
