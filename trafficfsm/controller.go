@@ -28,6 +28,7 @@ const (
 
 var phaseNames = [...]string{"off", "clear", "ew-green", "ew-yellow", "ns-green", "ns-yellow"}
 
+// String names the phase as the logs and observations print it.
 func (p Phase) String() string {
 	if int(p) < len(phaseNames) {
 		return phaseNames[p]

@@ -19,6 +19,7 @@ type ExploreState struct {
 	TimerIn time.Duration // time until the phase timer fires; -1 if none is set
 }
 
+// String describes the state for counterexamples.
 func (s ExploreState) String() string {
 	p := ""
 	if s.Pressed {

@@ -20,6 +20,7 @@ const (
 // Valid reports whether c is one of Red, Yellow and Green.
 func (c Colour) Valid() bool { return c == Red || c == Yellow || c == Green }
 
+// String is the colour's wire letter.
 func (c Colour) String() string {
 	if c.Valid() {
 		return string(rune(c))
