@@ -397,7 +397,21 @@ type Repro struct {
 	Checker, Error string
 }
 
+// reproJSON is the file format; reproOut is the same with the faults
+// left for WriteRepro to write one a line.
 type reproJSON struct {
+	reproHead
+	Faults []faultJSON `json:"faults"`
+	reproTail
+}
+
+type reproOut struct {
+	reproHead
+	Faults string `json:"faults"`
+	reproTail
+}
+
+type reproHead struct {
 	System      string      `json:"system"`
 	Seed        uint64      `json:"seed"`
 	Nodes       int         `json:"nodes"`
@@ -406,10 +420,14 @@ type reproJSON struct {
 	Network     networkJSON `json:"network"`
 	DriftPPM    []int32     `json:"drift_ppm,omitempty"`
 	SyncLatency string      `json:"sync_latency,omitempty"`
-	Faults      []faultJSON `json:"faults"`
-	Checker     string      `json:"checker,omitempty"`
-	Error       string      `json:"error,omitempty"`
 }
+
+type reproTail struct {
+	Checker string `json:"checker,omitempty"`
+	Error   string `json:"error,omitempty"`
+}
+
+const faultsSlot = "\x00faults"
 
 type networkJSON struct {
 	Delay     string  `json:"delay,omitempty"`
@@ -439,7 +457,7 @@ func durString(d time.Duration) string {
 // WriteRepro writes r as indented JSON.
 func WriteRepro(w io.Writer, r Repro) error {
 	sc := r.Schedule
-	j := reproJSON{
+	j := reproOut{reproHead: reproHead{
 		System: r.System, Seed: sc.Seed, Nodes: sc.Nodes, Clients: sc.Clients,
 		Duration: sc.Duration.String(), DriftPPM: sc.DriftPPM, SyncLatency: durString(sc.SyncLatency),
 		Network: networkJSON{
@@ -447,9 +465,8 @@ func WriteRepro(w io.Writer, r Repro) error {
 			TailProb: sc.Network.TailProb, TailDelay: durString(sc.Network.TailDelay),
 			Loss: sc.Network.Loss, Duplicate: sc.Network.Duplicate, Reorder: sc.Network.Reorder,
 		},
-		Faults:  []faultJSON{},
-		Checker: r.Checker, Error: r.Error,
-	}
+	}, Faults: faultsSlot, reproTail: reproTail{Checker: r.Checker, Error: r.Error}}
+	var faults []byte
 	for _, f := range sc.Faults {
 		fj := faultJSON{At: f.At.String(), Kind: f.Kind.String()}
 		node, peer := int(f.Node), int(f.Peer)
@@ -467,12 +484,30 @@ func WriteRepro(w io.Writer, r Repro) error {
 		default:
 			fj.Node = &node
 		}
-		j.Faults = append(j.Faults, fj)
+		b, err := json.Marshal(fj)
+		if err != nil {
+			return err
+		}
+		if faults == nil {
+			faults = append(faults, "[\n    "...)
+		} else {
+			faults = append(faults, ",\n    "...)
+		}
+		faults = append(faults, b...)
+	}
+	if faults == nil {
+		faults = []byte("[]")
+	} else {
+		faults = append(faults, "\n  ]"...)
 	}
 	b, err := json.MarshalIndent(j, "", "  ")
 	if err != nil {
 		return err
 	}
+	// Only the key itself is followed by the slot with bare quotes.
+	slot, _ := json.Marshal(faultsSlot)
+	key := append([]byte(`"faults": `), slot...)
+	b = bytes.Replace(b, key, append([]byte(`"faults": `), faults...), 1)
 	_, err = w.Write(append(b, '\n'))
 	return err
 }

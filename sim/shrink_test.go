@@ -157,7 +157,7 @@ func TestScheduleWithNodes(t *testing.T) {
 func TestReproRoundTrip(t *testing.T) {
 	sc := plantedSchedule(3)
 	sc.Clients = 4
-	in := Repro{System: "pingpong", Schedule: sc, Checker: "planted", Error: "boom"}
+	in := Repro{System: "\x00faults", Schedule: sc, Checker: "planted", Error: "boom \"faults\": \"\x00faults\""}
 	var buf bytes.Buffer
 	if err := WriteRepro(&buf, in); err != nil {
 		t.Fatal(err)
