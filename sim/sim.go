@@ -257,12 +257,22 @@ func (n *node) localNow(t time.Duration) time.Duration {
 	return t + time.Duration(int64(t)*n.drift/1_000_000)
 }
 
-// globalAfter converts a duration on node n's clock to global time.
-func (n *node) globalAfter(d time.Duration) time.Duration {
+// fireAt is the global time at which a timer set now for d on node n's clock
+// fires: the first instant at which the node's own clock has advanced by at
+// least d, so a machine never sees its timer fire early, even by rounding.
+func (n *node) fireAt(now, d time.Duration) time.Duration {
 	if n.drift == 0 {
-		return d
+		return now + d
 	}
-	return time.Duration(int64(d) * 1_000_000 / (1_000_000 + n.drift))
+	target := n.localNow(now) + d
+	t := now + time.Duration(int64(d)*1_000_000/(1_000_000+n.drift))
+	for n.localNow(t) < target {
+		t++
+	}
+	for t > now && n.localNow(t-1) >= target {
+		t--
+	}
+	return t
 }
 
 // Step processes the next queued event. It returns false when the queue is
@@ -508,7 +518,7 @@ func (s *Sim) setTimer(n *node, op TimerOp) {
 	t.gen++
 	t.set = !op.Cancel
 	if t.set {
-		s.push(item{kind: itemTimer, at: s.now + n.globalAfter(op.After), node: n.id, inc: n.inc, gen: t.gen, slot: int32(slot)})
+		s.push(item{kind: itemTimer, at: n.fireAt(s.now, op.After), node: n.id, inc: n.inc, gen: t.gen, slot: int32(slot)})
 	}
 }
 

@@ -338,10 +338,27 @@ func TestDriftChangesWhenTimersFire(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := time.Duration(float64(time.Second) * 1e6 / (1e6 + float64(ppm)))
-		if got := s.Now() - start; got != want {
+		if got := s.Now() - start; got < want-time.Nanosecond || got > want+time.Nanosecond {
 			t.Errorf("drift %d ppm: a 1 s timer fired after %v of global time; want %v", ppm, got, want)
 		}
 	}
+}
+
+// With drift, a timer never fires before the node's own clock has advanced
+// by the full duration, whatever the rounding.
+func TestDriftedTimersNeverFireEarlyOnTheNodesClock(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		n := &node{drift: int64(rapid.Int32Range(-100_000, 100_000).Draw(t, "ppm"))}
+		now := time.Duration(rapid.Int64Range(0, int64(time.Hour)).Draw(t, "now"))
+		d := time.Duration(rapid.Int64Range(0, int64(time.Minute)).Draw(t, "d"))
+		at := n.fireAt(now, d)
+		if n.localNow(at)-n.localNow(now) < d {
+			t.Fatalf("fires at local %v, %v after local %v; want at least %v", n.localNow(at), n.localNow(at)-n.localNow(now), n.localNow(now), d)
+		}
+		if at > now && n.localNow(at-1)-n.localNow(now) >= d {
+			t.Fatalf("fires at %v though the deadline was already reached at %v", at, at-1)
+		}
+	})
 }
 
 func TestPauseHoldsEventsUntilResume(t *testing.T) {
