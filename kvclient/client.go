@@ -4,7 +4,9 @@
 //
 // A Client is safe for concurrent use. Requests are pipelined: each carries
 // an id, any number may be in flight, and responses are matched to callers
-// by id.
+// by id. A writer goroutine sends the frames queued by concurrent callers
+// together. Cancelling a call's context abandons that call only; the
+// connection stays usable.
 package kvclient
 
 import (
@@ -14,7 +16,6 @@ import (
 	"fmt"
 	"net"
 	"sync"
-	"time"
 
 	"github.com/flotilla-sim/flotilla/kvsm"
 	"github.com/flotilla-sim/flotilla/runtime"
@@ -41,10 +42,9 @@ func (e *ServerError) Error() string {
 type Client struct {
 	conn net.Conn
 
-	wmu     sync.Mutex // guards the fields below
-	wbuf    []byte     // frames waiting to be written
-	spare   []byte
-	writing bool // a caller is writing wbuf
+	wmu  sync.Mutex    // guards wbuf
+	wbuf []byte        // frames waiting for the writer goroutine
+	kick chan struct{} // wakes the writer goroutine
 
 	mu      sync.Mutex
 	nextID  uint64
@@ -63,8 +63,9 @@ func Dial(ctx context.Context, addr string) (*Client, error) {
 	if tc, ok := conn.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
 	}
-	c := &Client{conn: conn, pending: make(map[uint64]chan kvsm.Response), done: make(chan struct{})}
+	c := &Client{conn: conn, pending: make(map[uint64]chan kvsm.Response), done: make(chan struct{}), kick: make(chan struct{}, 1)}
 	go c.readLoop()
+	go c.writeLoop()
 	return c, nil
 }
 
@@ -126,7 +127,7 @@ func (c *Client) do(ctx context.Context, req kvsm.Request) (kvsm.Response, error
 	c.pending[req.ID] = ch
 	c.mu.Unlock()
 
-	if err := c.write(ctx, &req); err != nil {
+	if err := c.write(&req); err != nil {
 		c.mu.Lock()
 		delete(c.pending, req.ID)
 		c.mu.Unlock()
@@ -149,10 +150,10 @@ func (c *Client) do(ctx context.Context, req kvsm.Request) (kvsm.Response, error
 	}
 }
 
-// write queues req's frame and makes sure it is written. Concurrent
-// callers combine: the first becomes the writer and keeps writing whatever
-// the others queue meanwhile, so pipelined requests share syscalls.
-func (c *Client) write(ctx context.Context, req *kvsm.Request) error {
+// write queues req's frame for the writer goroutine, which sends whatever
+// has queued up since its last write in one syscall: pipelined requests
+// from concurrent callers share writes.
+func (c *Client) write(req *kvsm.Request) error {
 	c.wmu.Lock()
 	start := len(c.wbuf)
 	b := append(c.wbuf, 0, 0, 0, 0)
@@ -165,36 +166,34 @@ func (c *Client) write(ctx context.Context, req *kvsm.Request) error {
 	n := len(b) - start - runtime.FrameHeaderSize
 	b[start], b[start+1], b[start+2], b[start+3] = byte(n>>24), byte(n>>16), byte(n>>8), byte(n)
 	c.wbuf = b
-	if c.writing {
-		c.wmu.Unlock()
-		return nil // the current writer sends it
-	}
-	c.writing = true
-	// A context that ends while the write is blocked breaks the connection:
-	// a half-written frame cannot be taken back.
-	stop := context.AfterFunc(ctx, func() { c.conn.SetWriteDeadline(time.Unix(1, 0)) })
-	defer stop()
-	for len(c.wbuf) > 0 {
-		buf := c.wbuf
-		c.wbuf = c.spare[:0]
-		c.wmu.Unlock()
-		_, err = c.conn.Write(buf)
-		c.wmu.Lock()
-		c.spare = buf
-		if err != nil {
-			c.wbuf = c.wbuf[:0]
-			c.writing = false
-			c.wmu.Unlock()
-			if ctx.Err() != nil {
-				err = ctx.Err()
-			}
-			c.fail(fmt.Errorf("%w: %w", ErrClosed, err))
-			return err
-		}
-	}
-	c.writing = false
 	c.wmu.Unlock()
+	select {
+	case c.kick <- struct{}{}:
+	default: // the writer is already due to run
+	}
 	return nil
+}
+
+func (c *Client) writeLoop() {
+	var spare []byte
+	for {
+		select {
+		case <-c.kick:
+		case <-c.done:
+			return
+		}
+		c.wmu.Lock()
+		buf := c.wbuf
+		c.wbuf = spare[:0]
+		c.wmu.Unlock()
+		if len(buf) > 0 {
+			if _, err := c.conn.Write(buf); err != nil {
+				c.fail(fmt.Errorf("%w: %w", ErrClosed, err))
+				return
+			}
+		}
+		spare = buf // double buffering: callers fill the other one
+	}
 }
 
 func check(resp kvsm.Response) error {
