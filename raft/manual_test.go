@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/flotilla-sim/flotilla/sim"
 )
@@ -14,6 +15,7 @@ type manual struct {
 	t     *testing.T
 	nodes []*Node
 	queue []envelope
+	now   time.Duration
 	stats map[string]int // delivered messages by type
 }
 
@@ -37,6 +39,7 @@ func newManual(t *testing.T, cfg Config, journals ...sim.Journal) *manual {
 
 func (m *manual) step(id sim.NodeID, ev sim.Event) {
 	var out sim.Effects
+	ev.Now = m.now
 	m.nodes[id].Step(ev, &out)
 	for _, s := range out.Sends {
 		if s.To < 0 || int(s.To) >= len(m.nodes) {
@@ -54,7 +57,12 @@ func (m *manual) step(id sim.NodeID, ev sim.Event) {
 	}
 }
 
+// fire fires a timer; for the election timer the clock first moves past
+// any election timeout.
 func (m *manual) fire(id sim.NodeID, timer string) {
+	if timer == timerElection {
+		m.now += time.Hour
+	}
 	m.step(id, sim.Event{Kind: sim.EventTimer, Timer: timer})
 }
 

@@ -83,14 +83,18 @@ type Node struct {
 	quorum  int
 	scratch []uint64
 
-	lastHeard   time.Duration // last contact from the current leader
-	hbSeq       uint64
-	transferee  sim.NodeID
-	compacting  bool
-	journalNext uint64
-	skipped     int
-	epoch       uint64 // bumped whenever log entries are replaced
-	truncAt     uint64 // first index replaced by the latest epoch
+	lastHeard time.Duration // last contact from the current leader
+	// The election timeout elapses at electionDeadline; electionArmed says
+	// whether a host timer is pending that will look at it.
+	electionDeadline time.Duration
+	electionArmed    bool
+	hbSeq            uint64
+	transferee       sim.NodeID
+	compacting       bool
+	journalNext      uint64
+	skipped          int
+	epoch            uint64 // bumped whenever log entries are replaced
+	truncAt          uint64 // first index replaced by the latest epoch
 
 	pending []pendingProposal
 	reads   []readRequest
@@ -238,17 +242,35 @@ func (n *Node) saveSnapshot(out *sim.Effects) {
 
 // ---- timers ----
 
+// resetElectionTimer restarts the election timeout with a fresh random
+// length. The host timer is armed lazily: while one is pending, a reset
+// only moves the deadline, and the timer re-arms itself for the rest when
+// it fires early. This keeps a follower from issuing a timer operation for
+// every message it gets from the leader.
 func (n *Node) resetElectionTimer(out *sim.Effects) {
 	lo, hi := n.cfg.ElectionTimeoutMin, n.cfg.ElectionTimeoutMax
-	out.SetTimer(timerElection, lo+time.Duration(n.rand.Int64N(int64(hi-lo))))
+	n.electionDeadline = n.now + lo + time.Duration(n.rand.Int64N(int64(hi-lo)))
+	if !n.electionArmed {
+		n.electionArmed = true
+		out.SetTimer(timerElection, n.electionDeadline-n.now)
+	}
 }
 
 func (n *Node) timer(name string, out *sim.Effects) {
 	switch name {
 	case timerElection:
-		if n.role != Leader && n.self >= 0 {
-			n.campaign(n.cfg.PreVote, false, out)
+		n.electionArmed = false
+		if n.role == Leader || n.self < 0 {
+			return
 		}
+		// (Within a millisecond counts as expired: a host converting
+		// between drifting clocks may round a tiny remainder to zero.)
+		if n.electionDeadline-n.now > time.Millisecond {
+			n.electionArmed = true
+			out.SetTimer(timerElection, n.electionDeadline-n.now)
+			return
+		}
+		n.campaign(n.cfg.PreVote, false, out)
 	case timerHeartbeat:
 		if n.role == Leader {
 			n.heartbeat(out)
@@ -335,6 +357,7 @@ func (n *Node) becomeLeader(out *sim.Effects) {
 	n.transferee = None
 	n.hbSeq = 0
 	out.CancelTimer(timerElection)
+	n.electionArmed = false
 	last := n.lastIndex()
 	for i := range n.prs {
 		p := &n.prs[i]
