@@ -79,8 +79,14 @@ func TestHTMLRendersInChromium(t *testing.T) {
 		t.Fatal(err)
 	}
 	arrows, dropped, crashes := count(tr, "recv", "drop"), count(tr, "drop"), count(tr, "crash")
-	if dropped == 0 || crashes == 0 || tr.Nodes != 4 {
-		t.Fatalf("want a trace with drops and crashes on 4 nodes; got %d drops, %d crashes, %d nodes", dropped, crashes, tr.Nodes)
+	states := 0
+	for _, e := range tr.Events {
+		if e.State != "" {
+			states++
+		}
+	}
+	if dropped == 0 || crashes == 0 || states == 0 || tr.Nodes != 4 {
+		t.Fatalf("want a trace with drops, crashes and states on 4 nodes; got %d drops, %d crashes, %d states, %d nodes", dropped, crashes, states, tr.Nodes)
 	}
 	var page bytes.Buffer
 	if err := traceview.WriteHTML(&page, tr, traceview.HTMLOptions{Title: "pingpong seed 5"}); err != nil {
@@ -107,6 +113,8 @@ func TestHTMLRendersInChromium(t *testing.T) {
 		{what: "message arrows", re: `<line class="msg( dropped)?"`, want: arrows},
 		{what: "lost-message arrows", re: `<line class="msg dropped"`, want: dropped},
 		{what: "crash marks", re: `<path class="mark crash"`, want: crashes},
+		{what: "down periods", re: `<rect class="span down"`, want: crashes},
+		{what: "state spans", re: `<rect class="span state"`, want: states},
 	} {
 		if got := len(regexp.MustCompile(c.re).FindAllString(dom, -1)); got != c.want {
 			t.Errorf("rendered %d %s; want %d", got, c.what, c.want)

@@ -67,12 +67,33 @@ func flipperTrace(t testing.TB) []byte {
 	return buf.Bytes()
 }
 
-// pingpongTrace is a pingpong run under every fault, with at least one
-// crash and restart.
+// moody is a pingpong node that announces a new mood every third timer.
+type moody struct {
+	*pingpong.Node
+	timers int
+}
+
+var moods = []role{"calm", "eager", "grumpy"}
+
+func (m *moody) Step(ev sim.Event, out *sim.Effects) {
+	m.Node.Step(ev, out)
+	if ev.Kind == sim.EventTimer {
+		m.timers++
+		if m.timers%3 == 0 {
+			out.Observe(moods[m.timers/3%len(moods)])
+		}
+	}
+}
+
+// pingpongTrace is a run of moody pingpong nodes under every fault, with
+// at least one crash and restart.
 func pingpongTrace(t testing.TB, seed uint64, d time.Duration) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	cfg := pingpong.Scenario(seed, 4, sim.AllFaults(pingpong.BaseNetwork, 4), d)
+	newNode := cfg.New
+	cfg.New = func(id sim.NodeID) sim.Machine { return &moody{Node: newNode(id).(*pingpong.Node)} }
+	cfg.Liveness = nil // its condition looks for *pingpong.Node
 	cfg.Trace = &buf
 	cfg.Faults = append(cfg.Faults, sim.Fault{At: d / 3, Kind: sim.FaultCrash, Node: 1}, sim.Fault{At: d / 2, Kind: sim.FaultRestart, Node: 1})
 	if res := sim.New(cfg).Run(); res.Err != nil {
