@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	goruntime "runtime"
 	"sync"
 
 	"github.com/flotilla-sim/flotilla/kvsm"
@@ -182,6 +183,9 @@ func (c *Client) writeLoop() {
 		case <-c.done:
 			return
 		}
+		// Let callers that are ready to run queue their requests too, so
+		// that one write carries them all.
+		goruntime.Gosched()
 		c.wmu.Lock()
 		buf := c.wbuf
 		c.wbuf = spare[:0]
