@@ -16,6 +16,12 @@ import (
 // and the fault model, the run's length and its size. The seed stays fixed,
 // so a smaller schedule replays the same random choices wherever the
 // removed faults did not change the course of the run.
+//
+// Systems with clients number them after the other nodes: the simulation
+// has Nodes+Clients nodes, ids 0..Nodes-1 are the system's nodes and
+// Nodes..Nodes+Clients-1 its clients. Fault and drift entries name
+// simulation node ids, and the shrinker renumbers them when it cuts nodes
+// or clients.
 type Schedule struct {
 	Seed  uint64
 	Nodes int
@@ -29,7 +35,9 @@ type Schedule struct {
 	Faults      []Fault
 }
 
-// ScheduleOf returns the schedule of cfg, with Clients zero.
+// ScheduleOf returns the schedule of cfg, with Nodes = cfg.Nodes and
+// Clients zero. For a system with clients, set Nodes and Clients so that
+// they add up to cfg.Nodes.
 func ScheduleOf(cfg Config) Schedule {
 	return Schedule{
 		Seed: cfg.Seed, Nodes: cfg.Nodes, Duration: cfg.Duration, Network: cfg.Network,
@@ -62,33 +70,60 @@ func (sc Schedule) Size() int {
 	return n
 }
 
-// withNodes returns sc for n nodes: faults that name a node that no
-// longer exists are dropped, partitions are cut down to the nodes that
-// remain (and dropped if that leaves one side empty), drift is truncated.
-func (sc Schedule) withNodes(n int) Schedule {
+// resize returns sc for a system of nodes nodes and clients clients:
+// faults that name a node or client that no longer exists are dropped,
+// clients are renumbered to follow the nodes, partitions are cut down to
+// the nodes that remain (and dropped if that leaves one side empty), and
+// drift is kept for the nodes that remain.
+func (sc Schedule) resize(nodes, clients int) Schedule {
+	id := func(i int) int {
+		switch {
+		case i < sc.Nodes && i < nodes:
+			return i
+		case i >= sc.Nodes && i-sc.Nodes < clients:
+			return nodes + i - sc.Nodes
+		}
+		return -1
+	}
+	total := nodes + clients
 	out := sc
-	out.Nodes = n
-	if len(out.DriftPPM) > n {
-		out.DriftPPM = slices.Clone(out.DriftPPM[:n])
+	out.Nodes, out.Clients = nodes, clients
+	if sc.DriftPPM != nil {
+		out.DriftPPM = make([]int32, min(total, len(sc.DriftPPM)))
+		for i, d := range sc.DriftPPM {
+			if j := id(i); j >= 0 && j < len(out.DriftPPM) {
+				out.DriftPPM[j] = d
+			}
+		}
 	}
 	out.Faults = nil
-	all := uint64(1)<<n - 1
+	all := uint64(1)<<total - 1
 	for _, f := range sc.Faults {
 		switch f.Kind {
 		case FaultPartition:
-			f.Side &= all
-			if f.Side == 0 || f.Side == all {
+			side := uint64(0)
+			for i := range 64 {
+				if j := id(i); f.Side&(1<<i) != 0 && j >= 0 {
+					side |= 1 << j
+				}
+			}
+			if side == 0 || side == all {
 				continue
 			}
+			f.Side = side
 		case FaultHeal:
 		case FaultBlock, FaultClog:
-			if int(f.Node) >= n || int(f.Peer) >= n {
+			a, b := id(int(f.Node)), id(int(f.Peer))
+			if a < 0 || b < 0 {
 				continue
 			}
+			f.Node, f.Peer = NodeID(a), NodeID(b)
 		default:
-			if int(f.Node) >= n {
+			a := id(int(f.Node))
+			if a < 0 {
 				continue
 			}
+			f.Node = NodeID(a)
 		}
 		out.Faults = append(out.Faults, f)
 	}
@@ -359,7 +394,7 @@ func (k *shrinker) calm() {
 // cutNodes tries the smallest node counts first.
 func (k *shrinker) cutNodes() {
 	for n := max(k.opts.MinNodes, 1); n < k.best.Nodes; n++ {
-		if k.fails(k.best.withNodes(n)) {
+		if k.fails(k.best.resize(n, k.best.Clients)) {
 			return
 		}
 	}
@@ -371,9 +406,7 @@ func (k *shrinker) cutClients() {
 		return
 	}
 	for c := max(k.opts.MinClients, 0); c < k.best.Clients; c++ {
-		sc := k.best
-		sc.Clients = c
-		if k.fails(sc) {
+		if k.fails(k.best.resize(k.best.Nodes, c)) {
 			return
 		}
 	}
@@ -533,8 +566,8 @@ func ReadRepro(r io.Reader) (Repro, error) {
 	if j.Nodes < 1 || j.Nodes > 64 {
 		return Repro{}, fmt.Errorf("reproduction: nodes %d not in 1..64", j.Nodes)
 	}
-	if j.Clients < 0 {
-		return Repro{}, fmt.Errorf("reproduction: negative clients %d", j.Clients)
+	if j.Clients < 0 || j.Nodes+j.Clients > 64 {
+		return Repro{}, fmt.Errorf("reproduction: %d clients: want 0..%d", j.Clients, 64-j.Nodes)
 	}
 	var errs []error
 	dur := func(what, s string) time.Duration {
@@ -563,8 +596,9 @@ func ReadRepro(r io.Reader) (Repro, error) {
 			Loss: prob("loss", j.Network.Loss), Duplicate: prob("duplicate", j.Network.Duplicate), Reorder: prob("reorder", j.Network.Reorder),
 		},
 	}
-	if len(sc.DriftPPM) > sc.Nodes {
-		errs = append(errs, fmt.Errorf("drift_ppm has %d entries for %d nodes", len(sc.DriftPPM), sc.Nodes))
+	total := sc.Nodes + sc.Clients
+	if len(sc.DriftPPM) > total {
+		errs = append(errs, fmt.Errorf("drift_ppm has %d entries for %d nodes", len(sc.DriftPPM), total))
 	}
 	for _, d := range sc.DriftPPM {
 		if d < -100_000 || d > 100_000 {
@@ -572,7 +606,7 @@ func ReadRepro(r io.Reader) (Repro, error) {
 		}
 	}
 	for i, fj := range j.Faults {
-		f, err := fj.fault(sc.Nodes)
+		f, err := fj.fault(total)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("fault %d: %w", i, err))
 			continue

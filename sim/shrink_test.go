@@ -132,24 +132,36 @@ func TestShrinkNeedsAFailure(t *testing.T) {
 	}
 }
 
-func TestScheduleWithNodes(t *testing.T) {
-	sc := Schedule{Nodes: 5, DriftPPM: []int32{1, 2, 3, 4, 5}, Faults: []Fault{
-		{Kind: FaultPartition, Side: 0b11000}, // only nodes 3, 4 on one side: gone
-		{Kind: FaultPartition, Side: 0b01001}, // {0} | {1, 2}
+func TestScheduleResize(t *testing.T) {
+	// Nodes 0..4 and clients 5..7 (sim ids).
+	sc := Schedule{Nodes: 5, Clients: 3, DriftPPM: []int32{1, 2, 3, 4, 5, 6, 7, 8}, Faults: []Fault{
+		{Kind: FaultPartition, Side: 0b00011000}, // only nodes 3, 4 on one side: gone
+		{Kind: FaultPartition, Side: 0b00001001}, // {0} | rest
+		{Kind: FaultPartition, Side: 0b10100001}, // {0, client 0, client 2}
 		{Kind: FaultCrash, Node: 3},
 		{Kind: FaultCrash, Node: 1},
 		{Kind: FaultBlock, Node: 0, Peer: 4},
 		{Kind: FaultClog, Node: 2, Peer: 0},
+		{Kind: FaultBlock, Node: 6, Peer: 1}, // client 1 -> node 1
+		{Kind: FaultBlock, Node: 7, Peer: 1}, // client 2 -> node 1: gone with client 2
 		{Kind: FaultHeal},
 	}}
-	got := sc.withNodes(3)
-	want := Schedule{Nodes: 3, DriftPPM: []int32{1, 2, 3}, Faults: []Fault{
-		{Kind: FaultPartition, Side: 0b001},
+	got := sc.resize(3, 2)
+	// Nodes 0..2, clients renumbered 5->3, 6->4.
+	want := Schedule{Nodes: 3, Clients: 2, DriftPPM: []int32{1, 2, 3, 6, 7}, Faults: []Fault{
+		{Kind: FaultPartition, Side: 0b00001},
+		{Kind: FaultPartition, Side: 0b01001},
 		{Kind: FaultCrash, Node: 1},
 		{Kind: FaultClog, Node: 2, Peer: 0},
+		{Kind: FaultBlock, Node: 4, Peer: 1},
 		{Kind: FaultHeal},
 	}}
 	if diff := cmp.Diff(want, got); diff != "" {
+		t.Error(diff)
+	}
+	// Without clients, only nodes matter.
+	got = Schedule{Nodes: 4, Faults: []Fault{{Kind: FaultCrash, Node: 3}, {Kind: FaultPause, Node: 2}}}.resize(3, 0)
+	if diff := cmp.Diff(Schedule{Nodes: 3, Faults: []Fault{{Kind: FaultPause, Node: 2}}}, got); diff != "" {
 		t.Error(diff)
 	}
 }

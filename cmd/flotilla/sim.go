@@ -36,7 +36,8 @@ type simFlags struct {
 }
 
 // clientKnob is a system's number of clients: -clients sets it, and the
-// shrinker cuts it down.
+// shrinker cuts it down. Its scenario must number the clients after the
+// nodes (simulation ids nodes..nodes+clients-1), as kvsim does.
 type clientKnob struct {
 	defaultClients, minClients int
 	scenario                   func(seed uint64, nodes, clients int, plan sim.Plan, d time.Duration) sim.Config
@@ -154,7 +155,8 @@ func (f *simFlags) config(sys system, seed uint64) sim.Config {
 func (f *simFlags) schedule(sys system, seed uint64) sim.Schedule {
 	sc := sim.ScheduleOf(f.config(sys, seed))
 	if _, ok := clientKnobs[sys.name]; ok {
-		sc.Clients = f.clients
+		// The simulation's nodes are the system's nodes, then its clients.
+		sc.Nodes, sc.Clients = f.nodes, f.clients
 	}
 	return sc
 }

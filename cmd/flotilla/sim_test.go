@@ -278,3 +278,31 @@ func TestSimClientsFlag(t *testing.T) {
 		t.Errorf("-replay with -shrink: exit %d; want 2", code)
 	}
 }
+
+// A seed's recorded schedule, rebuilt, is the very same run: shrinking
+// starts from the failure the sweep saw.
+func TestRecordedScheduleReplaysTheRun(t *testing.T) {
+	crowdKnob(t)
+	for _, tc := range []struct {
+		system         string
+		nodes, clients int
+	}{{"pingpong", 5, 0}, {"crowd", 3, 1}} {
+		sys, err := findSystem(tc.system)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := simFlags{system: tc.system, nodes: tc.nodes, clients: tc.clients, faults: "swarm", duration: 3 * time.Second}
+		for seed := uint64(1); seed <= 5; seed++ {
+			direct := sim.New(f.config(sys, seed)).Run()
+			sc := f.schedule(sys, seed)
+			rebuilt := sim.New(buildSchedule(sys, sc)).Run()
+			if direct.Hash != rebuilt.Hash || direct.Steps != rebuilt.Steps {
+				t.Errorf("%s seed %d: run %016x (%d steps), rebuilt from its schedule %016x (%d steps)",
+					tc.system, seed, direct.Hash, direct.Steps, rebuilt.Hash, rebuilt.Steps)
+			}
+			if sc.Nodes != tc.nodes || sc.Clients != tc.clients {
+				t.Errorf("%s: schedule has %d nodes %d clients", tc.system, sc.Nodes, sc.Clients)
+			}
+		}
+	}
+}

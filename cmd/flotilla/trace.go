@@ -10,8 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/anishathalye/porcupine"
-
 	"github.com/flotilla-sim/flotilla/sim/traceview"
 )
 
@@ -119,24 +117,4 @@ func convertTrace(in, out, kind string, from, to time.Duration, opts traceview.H
 		return traceview.WriteChrome(w, tr)
 	}
 	return traceview.WriteHTML(w, tr, opts)
-}
-
-// writeHistoryHTML writes porcupine's interactive view of a checked client
-// history (from porcupine.CheckOperationsVerbose or CheckEventsVerbose) to
-// path. It lives here rather than in sim/traceview because porcupine is
-// not a pure package, and everything under sim/ must be.
-func writeHistoryHTML(model porcupine.Model, info porcupine.LinearizationInfo, path string) (err error) {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if cerr := f.Close(); cerr != nil && err == nil {
-			err = cerr
-		}
-	}()
-	if err := porcupine.Visualize(model, info, f); err != nil {
-		return fmt.Errorf("history view: %w", err)
-	}
-	return nil
 }

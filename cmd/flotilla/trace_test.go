@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/anishathalye/porcupine"
-
 	"github.com/flotilla-sim/flotilla/sim"
 	"github.com/flotilla-sim/flotilla/sim/pingpong"
 )
@@ -113,47 +111,5 @@ func TestTraceErrors(t *testing.T) {
 	}
 	if code, out := traceRun(filepath.Join(dir, "missing.jsonl"), "-o", filepath.Join(dir, "m.html")); code != 1 || !strings.Contains(out, "missing.jsonl") {
 		t.Errorf("missing trace: exit %d; want 1:\n%s", code, out)
-	}
-}
-
-// register is a porcupine model of one integer register: input is
-// [2]int{op, value} with op 0 = write, 1 = read; output the value read.
-var register = porcupine.Model{
-	Init: func() any { return 0 },
-	Step: func(state, input, output any) (bool, any) {
-		in := input.([2]int)
-		if in[0] == 0 {
-			return true, in[1]
-		}
-		return output.(int) == state.(int), state
-	},
-	DescribeOperation: func(input, output any) string {
-		in := input.([2]int)
-		if in[0] == 0 {
-			return "write"
-		}
-		return "read"
-	},
-}
-
-func TestHistoryHTML(t *testing.T) {
-	history := []porcupine.Operation{
-		{ClientId: 0, Input: [2]int{0, 1}, Call: 0, Output: 0, Return: 10},
-		{ClientId: 1, Input: [2]int{1, 0}, Call: 20, Output: 0, Return: 30}, // reads a stale 0
-	}
-	res, info := porcupine.CheckOperationsVerbose(register, history, time.Second)
-	if res != porcupine.Illegal {
-		t.Fatalf("history checks as %v; want Illegal", res)
-	}
-	path := filepath.Join(t.TempDir(), "history.html")
-	if err := writeHistoryHTML(register, info, path); err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Contains(b, []byte("<html")) || !bytes.Contains(b, []byte("write")) {
-		t.Errorf("history page lacks html or the operations (%d bytes)", len(b))
 	}
 }
