@@ -94,9 +94,18 @@ func TestHTMLRendersInChromium(t *testing.T) {
 	}
 	path := writePage(t, page.Bytes())
 
-	dom, log := headless(t, path, "--dump-dom", "--virtual-time-budget=5000")
+	// The page's self test hovers over an arrow and zooms in and out.
+	dom, log := headless(t, path+"#selftest", "--dump-dom", "--virtual-time-budget=5000")
 	if errs := consoleErrors(log); len(errs) > 0 {
 		t.Errorf("console errors:\n%s", strings.Join(errs, "\n"))
+	}
+	if tip := regexp.MustCompile(`data-tip="([^"]*)"`).FindStringSubmatch(dom); tip == nil ||
+		!regexp.MustCompile(`^#\d+ \S+.*\n?node \d → node \d, sent`).MatchString(strings.ReplaceAll(tip[1], "&#10;", "\n")) {
+		t.Errorf("hovering over an arrow showed %q", tip)
+	}
+	t.Logf("tooltip: %q", regexp.MustCompile(`data-tip="([^"]*)"`).FindString(dom))
+	if !strings.Contains(dom, `data-zoom="ok"`) {
+		t.Errorf("zooming lost arrows: %s", regexp.MustCompile(`data-zoom="[^"]*"`).FindString(dom))
 	}
 	if strings.Contains(dom, `id="js-error"`) {
 		t.Errorf("the page caught a script error: %s", regexp.MustCompile(`<div id="js-error"[^<]*`).FindString(dom))
