@@ -2,6 +2,10 @@
 // byte-string keys and values, snapshots, the binary wire codec for requests
 // and responses, and the standalone KV server as a sim.Machine.
 //
+// The replicated KV is Replica (Raft plus State: the Store and exactly-once
+// client sessions) and Client (the KV client as a machine: leader discovery,
+// redirects, timeouts, retries with backoff); see docs/kv-replicated.md.
+//
 // The pure state (Store: a map and Apply, Snapshot, Restore) is kept apart
 // from the machine (Server) so that a replicated server can apply committed
 // requests to the same Store.
