@@ -164,7 +164,7 @@ type ShrinkResult struct {
 	Schedule Schedule
 	// Failure is how Schedule fails: the same checker as the original.
 	Failure *Failure
-	// Original is the size of the schedule shrinking started from.
+	// Original is the schedule shrinking started from.
 	Original Schedule
 	// Runs is the number of simulations run, and Exhausted whether the
 	// search stopped because it ran out of them.

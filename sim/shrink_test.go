@@ -55,11 +55,17 @@ func TestShrinkPlantedBug(t *testing.T) {
 	if len(sc.Faults) < 40 {
 		t.Fatalf("want a big schedule to start from, got %d faults", len(sc.Faults))
 	}
-	opts := ShrinkOptions{Build: plantedBug, MinNodes: 1, MaxRuns: 400}
+	var reported []Schedule
+	opts := ShrinkOptions{Build: plantedBug, MinNodes: 1, MaxRuns: 400,
+		Progress: func(sc Schedule, f *Failure) { reported = append(reported, sc) }}
 	r, err := Shrink(sc, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if len(reported) == 0 || !cmp.Equal(reported[len(reported)-1], r.Schedule) {
+		t.Errorf("progress reported %d schedules, the last not the result", len(reported))
+	}
+	opts.Progress = nil
 	t.Logf("%d faults, %v, %d nodes -> %d faults, %v, %d nodes in %d runs: %v",
 		len(sc.Faults), sc.Duration, sc.Nodes, len(r.Schedule.Faults), r.Schedule.Duration, r.Schedule.Nodes, r.Runs, r.Schedule.Faults)
 	if r.Failure.Checker != "planted" {
