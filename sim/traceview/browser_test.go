@@ -39,7 +39,7 @@ func headless(t *testing.T, page string, flags ...string) (string, string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	args := []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-		"--disable-background-networking", "--disable-component-update", "--disable-sync",
+		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-breakpad",
 		"--user-data-dir=" + t.TempDir(), "--enable-logging=stderr", "--v=0"}
 	args = append(args, flags...)
 	args = append(args, "file://"+page)
