@@ -228,7 +228,7 @@ func eventDetail(e *Event) string {
 		b.WriteString(e.State)
 	}
 	if e.Sends > 0 || e.Appends > 0 {
-		fmt.Fprintf(&b, "\n%d sends, %d journal appends", e.Sends, e.Appends)
+		fmt.Fprintf(&b, "\neffects: %d sent, %d appended to the journal", e.Sends, e.Appends)
 	}
 	fmt.Fprintf(&b, "\nstep %d, trace line %d", e.Step, e.Line)
 	return b.String()
