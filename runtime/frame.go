@@ -136,3 +136,60 @@ func readHeader(r io.Reader) (uint32, error) {
 	}
 	return binary.BigEndian.Uint32(h), nil
 }
+
+// FrameWriter writes frames to a stream with its own buffer: small frames
+// collect in the buffer until Flush or until it fills; a large frame goes
+// out together with whatever is buffered in one vectored write (writev on a
+// TCP connection), without being copied. It is not safe for concurrent use.
+type FrameWriter struct {
+	w    io.Writer
+	buf  []byte
+	size int
+	bufs net.Buffers
+}
+
+// NewFrameWriter returns a FrameWriter on w with a buffer of size bytes
+// (64 KiB if size <= 0).
+func NewFrameWriter(w io.Writer, size int) *FrameWriter {
+	if size <= 0 {
+		size = 64 << 10
+	}
+	return &FrameWriter{w: w, buf: make([]byte, 0, size), size: size}
+}
+
+// WriteFrame writes p as one frame (see AppendFrame). The frame may stay
+// buffered until Flush.
+func (fw *FrameWriter) WriteFrame(p []byte) error {
+	if uint64(len(p)) > 1<<32-1 {
+		return fmt.Errorf("runtime: %w: %d bytes", ErrFrameTooLarge, len(p))
+	}
+	if len(fw.buf)+FrameHeaderSize+len(p) <= fw.size {
+		fw.buf = AppendFrame(fw.buf, p)
+		return nil
+	}
+	if len(p) < fw.size/2 {
+		if err := fw.Flush(); err != nil {
+			return err
+		}
+		fw.buf = AppendFrame(fw.buf, p)
+		return nil
+	}
+	fw.buf = binary.BigEndian.AppendUint32(fw.buf, uint32(len(p)))
+	fw.bufs = append(fw.bufs[:0], fw.buf, p)
+	_, err := fw.bufs.WriteTo(fw.w)
+	fw.buf = fw.buf[:0]
+	return err
+}
+
+// Flush writes whatever is buffered.
+func (fw *FrameWriter) Flush() error {
+	if len(fw.buf) == 0 {
+		return nil
+	}
+	_, err := fw.w.Write(fw.buf)
+	fw.buf = fw.buf[:0]
+	return err
+}
+
+// Buffered is the number of bytes waiting for Flush.
+func (fw *FrameWriter) Buffered() int { return len(fw.buf) }

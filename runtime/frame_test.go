@@ -105,3 +105,27 @@ func FuzzReadFrame(f *testing.F) {
 		}
 	})
 }
+
+func TestFrameWriter(t *testing.T) {
+	var out bytes.Buffer
+	fw := runtime.NewFrameWriter(&out, 64)
+	msgs := [][]byte{[]byte("a"), {}, bytes.Repeat([]byte("b"), 40), bytes.Repeat([]byte("c"), 20), bytes.Repeat([]byte("d"), 1000), []byte("e")}
+	for _, m := range msgs {
+		if err := fw.WriteFrame(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if fw.Buffered() == 0 {
+		t.Fatal("the last small frame should still be buffered")
+	}
+	if err := fw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	var want []byte
+	for _, m := range msgs {
+		want = runtime.AppendFrame(want, m)
+	}
+	if !bytes.Equal(out.Bytes(), want) {
+		t.Fatalf("FrameWriter wrote %q\nwant %q", out.Bytes(), want)
+	}
+}
