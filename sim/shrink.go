@@ -596,6 +596,9 @@ func ReadRepro(r io.Reader) (Repro, error) {
 			Loss: prob("loss", j.Network.Loss), Duplicate: prob("duplicate", j.Network.Duplicate), Reorder: prob("reorder", j.Network.Reorder),
 		},
 	}
+	if len(sc.DriftPPM) == 0 {
+		sc.DriftPPM = nil // "drift_ppm": [] is no drift, as is no drift_ppm
+	}
 	total := sc.Nodes + sc.Clients
 	if len(sc.DriftPPM) > total {
 		errs = append(errs, fmt.Errorf("drift_ppm has %d entries for %d nodes", len(sc.DriftPPM), total))
