@@ -1,6 +1,7 @@
 // Command flotilla simulates, checks and demonstrates Flotilla's systems.
 //
 //	flotilla sim [flags]        sweep seeds over a system in the simulator
+//	flotilla trace FILE -o OUT  export a trace to Perfetto (.json) or HTML (.html)
 //	flotilla check traffic      exhaustively explore the traffic controller
 //	flotilla demo traffic       run the traffic light for real on loopback
 //	flotilla echo serve|test    the framing echo check over real TCP
@@ -24,6 +25,7 @@ func commands() []command {
 		{"sim", "sweep seeds over a system in the simulator", simMain},
 		{"check", "exhaustively explore a system's state space (traffic)", checkMain},
 		{"demo", "run a system for real on loopback (traffic)", demoMain},
+		{"trace", "export a simulation trace to Perfetto (.json) or HTML (.html)", traceMain},
 		{"echo", "framing echo check over real TCP (serve | test)", echoMain},
 	}
 }
