@@ -3,7 +3,6 @@ package trafficfsm_test
 import (
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
@@ -14,85 +13,16 @@ import (
 	"github.com/flotilla-sim/flotilla/sim"
 	"github.com/flotilla-sim/flotilla/sim/simtest"
 	tf "github.com/flotilla-sim/flotilla/trafficfsm"
+	"github.com/flotilla-sim/flotilla/trafficfsm/trafficsim"
 )
 
 // intersection builds a simulation of the four nodes with the default
 // configuration: controller 0, lights 1 and 2, button 3 pressing at the given
 // times.
 func intersection(seed uint64, net sim.Network, presses []time.Duration, checkers ...sim.Checker) *sim.Sim {
-	cfg, _ := intersectionConfig(seed, net, presses)
+	cfg, _ := trafficsim.Intersection(seed, net, presses)
 	cfg.Checkers = checkers
 	return sim.New(cfg)
-}
-
-// intersectionConfig is the simulation config of intersection. Its
-// controller is wrapped in a commandLog that records every colour command
-// sent; the returned log is shared by all the controller's incarnations.
-func intersectionConfig(seed uint64, net sim.Network, presses []time.Duration) (sim.Config, *commands) {
-	cfg := tf.DefaultConfig()
-	cmds := &commands{last: [2]tf.Colour{tf.Red, tf.Red}}
-	return sim.Config{
-		Seed:    seed,
-		Nodes:   4,
-		Network: net,
-		Codec:   tf.Codec{},
-		New: func(id sim.NodeID) sim.Machine {
-			switch id {
-			case tf.ControllerID:
-				return &commandLog{Controller: tf.NewController(cfg), cmds: cmds}
-			case tf.EWLightID, tf.NSLightID:
-				return tf.NewLight()
-			}
-			return tf.NewButton(tf.ControllerID, presses...)
-		},
-	}, cmds
-}
-
-// commands is the latest colour the controller (any incarnation) sent to
-// each light, and the first moment that pair was ever conflicting.
-type commands struct {
-	last     [2]tf.Colour // EW, NS
-	conflict error
-}
-
-// commandLog wraps the controller and checks, after every single send, that
-// the latest commands to the two lights are never both non-red: the
-// commanded state, in the order the datagrams leave.
-type commandLog struct {
-	*tf.Controller
-	cmds *commands
-}
-
-func (m *commandLog) Step(ev sim.Event, out *sim.Effects) {
-	m.Controller.Step(ev, out)
-	for _, s := range out.Sends {
-		c, ok := s.Msg.(tf.Colour)
-		if !ok {
-			continue
-		}
-		switch s.To {
-		case tf.EWLightID:
-			m.cmds.last[0] = c
-		case tf.NSLightID:
-			m.cmds.last[1] = c
-		}
-		if l := m.cmds.last; l[0] != tf.Red && l[1] != tf.Red && m.cmds.conflict == nil {
-			m.cmds.conflict = fmt.Errorf("at %v the controller commanded EW %v and NS %v", ev.Now, l[0], l[1])
-		}
-	}
-}
-
-// commandChecker fails once the controller has commanded a conflict.
-func commandChecker(cmds *commands) sim.Checker {
-	return sim.Checker{Name: "commanded state", Step: func(*sim.Sim) error { return cmds.conflict }}
-}
-
-// controller returns the controller of s, or nil while it is down.
-func controller(s *sim.Sim) *tf.Controller {
-	if m, ok := s.Machine(tf.ControllerID).(*commandLog); ok {
-		return m.Controller
-	}
-	return nil
 }
 
 type stateAt struct {
@@ -330,164 +260,6 @@ func TestCheckRulesRejects(t *testing.T) {
 	}
 }
 
-// faultScenario is a network fault model, a controller crash schedule,
-// controller clock drift and button presses, all drawn from the seed.
-type faultScenario struct {
-	net     sim.Network
-	drift   int32 // the controller's, in ppm
-	down    outages
-	faults  []sim.Fault
-	presses []time.Duration
-}
-
-// outages are the intervals [crashed at, restarted at] of the controller.
-type outages [][2]time.Duration
-
-// within is how much of [a, b] the controller was down.
-func (o outages) within(a, b time.Duration) time.Duration {
-	var d time.Duration
-	for _, iv := range o {
-		if lo, hi := max(a, iv[0]), min(b, iv[1]); hi > lo {
-			d += hi - lo
-		}
-	}
-	return d
-}
-
-func drawScenario(seed uint64, run time.Duration) faultScenario {
-	r := rand.New(rand.NewPCG(seed, 0x7ea1f1c))
-	maybe := func(p float64, x float64) float64 {
-		if r.Float64() < p {
-			return x
-		}
-		return 0
-	}
-	var sc faultScenario
-	sc.net = sim.Network{
-		Delay:     time.Duration(r.Int64N(int64(80 * time.Millisecond))),
-		Jitter:    time.Duration(r.Int64N(int64(80 * time.Millisecond))),
-		Loss:      maybe(0.7, r.Float64()*0.4),
-		Duplicate: maybe(0.5, r.Float64()*0.3),
-		Reorder:   maybe(0.5, r.Float64()*0.5),
-		TailProb:  maybe(0.5, r.Float64()*0.1),
-		TailDelay: time.Duration(r.Int64N(int64(300 * time.Millisecond))),
-	}
-	sc.drift = int32(r.IntN(4001)) - 2000
-	at := time.Duration(0)
-	for {
-		at += time.Duration(r.Int64N(int64(5 * time.Minute)))
-		if at >= run {
-			break
-		}
-		down := time.Duration(r.Int64N(int64(20 * time.Second)))
-		sc.down = append(sc.down, [2]time.Duration{at, at + down})
-		sc.faults = append(sc.faults,
-			sim.Fault{At: at, Kind: sim.FaultCrash, Node: tf.ControllerID},
-			sim.Fault{At: at + down, Kind: sim.FaultRestart, Node: tf.ControllerID})
-		at += down
-	}
-	for range r.IntN(60) {
-		sc.presses = append(sc.presses, time.Duration(r.Int64N(int64(run))))
-	}
-	return sc
-}
-
-// conflictChecker fails when the lights actually show two non-red colours
-// for longer than one refresh period (in global time, given the
-// controller's drift) plus the network's largest delay, plus one refresh
-// period for every datagram the network dropped meanwhile, plus the time the
-// controller was down meanwhile (a dead controller cannot repair a light).
-// worst records the longest conflict seen without drops or outages.
-func conflictChecker(cfg tf.Config, drift int32, maxDelay time.Duration, down outages, worst *time.Duration) sim.Checker {
-	refresh := time.Duration(int64(cfg.Refresh) * 1_000_000 / (1_000_000 + int64(drift)))
-	var (
-		inConflict bool
-		start      time.Duration
-		drops0     uint64
-	)
-	check := func(s *sim.Sim, over bool) error {
-		now := s.Now()
-		ew := s.Machine(tf.EWLightID).(*tf.Light).Colour()
-		ns := s.Machine(tf.NSLightID).(*tf.Light).Colour()
-		conflict := ew != tf.Red && ns != tf.Red && !over
-		if conflict && !inConflict {
-			inConflict, start, drops0 = true, now, s.Stats().Dropped
-		}
-		if inConflict {
-			lasted := now - start
-			drops := s.Stats().Dropped - drops0
-			dt := down.within(start, now)
-			allowed := refresh + maxDelay + time.Duration(drops)*refresh + dt
-			if lasted > allowed {
-				return fmt.Errorf("lights show %v and %v since %v (%v; allowed %v with %d drops, controller down %v)",
-					ew, ns, start, lasted, allowed, drops, dt)
-			}
-			if drops == 0 && dt == 0 {
-				*worst = max(*worst, lasted)
-			}
-			if !conflict {
-				inConflict = false
-			}
-		}
-		return nil
-	}
-	return sim.Checker{
-		Name: "lights conflict",
-		Step: func(s *sim.Sim) error { return check(s, false) },
-		End:  func(s *sim.Sim) error { return check(s, true) },
-	}
-}
-
-// faultConfig is the whole scenario of a seed for sim.Sim.Run: the fault
-// phase, then healing and the liveness requirement that both directions get
-// green again, then a check that the lights show what is commanded.
-func faultConfig(seed uint64, run time.Duration, worst *time.Duration) (sim.Config, faultScenario) {
-	sc := drawScenario(seed, run)
-	cfg, cmds := intersectionConfig(seed, sc.net, sc.presses)
-	cfg.DriftPPM = []int32{sc.drift}
-	cfg.Faults = sc.faults
-	cfg.Duration = run
-	tcfg := tf.DefaultConfig()
-	cfg.Checkers = []sim.Checker{
-		commandChecker(cmds),
-		conflictChecker(tcfg, sc.drift, sc.net.MaxDelay(), sc.down, worst),
-		{Name: "lights agree", End: func(s *sim.Sim) error {
-			c := controller(s)
-			if c == nil {
-				return errors.New("controller down at the end")
-			}
-			ew, ns := c.Phase().Colours()
-			// The calm network's delay is below 160 ms; allow a refresh.
-			if localNow(s, sc.drift)-c.Since() < 2*time.Second {
-				return errors.New("the run ended too close to a phase change to compare")
-			}
-			if got := s.Machine(tf.EWLightID).(*tf.Light).Colour(); got != ew {
-				return fmt.Errorf("EW light shows %v, controller commands %v", got, ew)
-			}
-			if got := s.Machine(tf.NSLightID).(*tf.Light).Colour(); got != ns {
-				return fmt.Errorf("NS light shows %v, controller commands %v", got, ns)
-			}
-			return nil
-		}},
-	}
-	// After healing, north-south and then east-west must turn green again
-	// within two cycles; the run ends 3 s into that east-west green.
-	var sawNS bool
-	cfg.Liveness = &sim.Liveness{Name: "both directions green again", Within: 4 * time.Minute, Cond: func(s *sim.Sim) bool {
-		if s.Machine(tf.NSLightID).(*tf.Light).Colour() == tf.Green {
-			sawNS = true
-		}
-		c := controller(s)
-		return sawNS && c != nil && c.Phase() == tf.PhaseEWGreen && localNow(s, sc.drift)-c.Since() >= 3*time.Second
-	}}
-	return cfg, sc
-}
-
-// localNow is the controller's clock, given its drift.
-func localNow(s *sim.Sim, drift int32) time.Duration {
-	return s.Now() + time.Duration(int64(s.Now())*int64(drift)/1_000_000)
-}
-
 // Under loss, duplication, delay with a tail, reordering, controller clock
 // drift and controller crashes: the commanded state is never conflicting,
 // the lights' conflicts are bounded, and once the faults end the
@@ -497,21 +269,24 @@ func TestSimFaults(t *testing.T) {
 	const run = 30 * time.Minute
 	simtest.Sweep(t, 64, func(seed uint64) error {
 		var worst time.Duration
-		cfg, sc := faultConfig(seed, run, &worst)
-		res := sim.New(cfg).Run()
+		st := trafficsim.DrawSwarm(seed, run)
+		st.Worst = &worst
+		res := sim.New(st.Config()).Run()
 		if res.Err != nil {
-			return fmt.Errorf("%v, drift %d ppm: %w", sc.net, sc.drift, res.Err)
+			return fmt.Errorf("%v, drift %d ppm: %w", st.Network, st.DriftPPM[0], res.Err)
 		}
 		if simtest.Single() {
+			crashes := 0
+			for _, f := range st.Faults {
+				if f.Kind == sim.FaultCrash {
+					crashes++
+				}
+			}
 			t.Logf("seed %d: %v, drift %d ppm, %d crashes, %d presses, worst fault-free conflict %v, stats %+v",
-				seed, sc.net, sc.drift, len(sc.down), len(sc.presses), worst, res.Stats)
+				seed, st.Network, st.DriftPPM[0], crashes, len(st.Presses), worst, res.Stats)
 		}
 		if seed%8 == 1 || simtest.Single() {
-			if _, err := sim.CheckDeterminism(func() sim.Config {
-				var w time.Duration
-				cfg, _ := faultConfig(seed, run, &w)
-				return cfg
-			}); err != nil {
+			if _, err := sim.CheckDeterminism(func() sim.Config { return trafficsim.SwarmScenario(seed, run) }); err != nil {
 				return err
 			}
 		}
@@ -519,33 +294,61 @@ func TestSimFaults(t *testing.T) {
 	})
 }
 
-// The checkers must catch what they are there for.
+// The checkers must catch what they are there for, and excuse what the
+// controller cannot help.
 func TestCheckersCatch(t *testing.T) {
 	var worst time.Duration
 	tcfg := tf.DefaultConfig()
+	withConflict := func() *sim.Sim {
+		cfg, _ := trafficsim.Intersection(1, sim.Network{}, nil)
+		cfg.Checkers = []sim.Checker{trafficsim.ConflictChecker(tcfg, &worst)}
+		return sim.New(cfg)
+	}
 
-	// A rogue green while the controller hangs outlasts the bound.
-	cfg, _ := intersectionConfig(1, sim.Network{}, nil)
-	cfg.Checkers = []sim.Checker{conflictChecker(tcfg, 0, 0, nil, &worst)}
-	s := sim.New(cfg)
+	// A rogue green while the controller's repairs are held back (a
+	// clogged link, which the allowance does not excuse) outlasts the bound.
+	s := withConflict()
 	if err := s.RunFor(50 * time.Second); err != nil { // NS green now
 		t.Fatal(err)
 	}
 	s.Inject(tf.EWLightID, tf.Green)
-	s.Pause(tf.ControllerID)
-	// Checkers run after events; let the button make some.
-	for i := range 60 {
-		s.InjectAt(s.Now()+time.Duration(i)*time.Second, tf.ButtonID, tf.Press{})
-	}
+	s.Clog(tf.ControllerID, tf.EWLightID)
 	err := s.RunFor(time.Minute)
 	var f *sim.Failure
 	if !errors.As(err, &f) || f.Checker != "lights conflict" {
-		t.Fatalf("rogue green with a hung controller: %v, want a lights conflict failure", err)
+		t.Fatalf("rogue green with the controller's repairs held: %v, want a lights conflict failure", err)
+	}
+
+	// A controller that is down cannot repair a light: a rogue green while
+	// it is paused is excused for as long as the pause, and the first
+	// refresh after it resumes repairs the light.
+	s = withConflict()
+	if err := s.RunFor(50 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	s.Pause(tf.ControllerID)
+	s.Inject(tf.EWLightID, tf.Green)
+	// Checkers run after events; let the button make some.
+	for i := range 20 {
+		s.InjectAt(s.Now()+time.Duration(i)*time.Second, tf.ButtonID, tf.Press{})
+	}
+	if err := s.RunFor(20 * time.Second); err != nil {
+		t.Fatalf("rogue green while the controller is paused: %v", err)
+	}
+	if got := trafficsim.LightColour(s, tf.EWLightID); got != tf.Green {
+		t.Fatalf("EW shows %v during the pause, want the rogue green", got)
+	}
+	s.Resume(tf.ControllerID)
+	if err := s.RunFor(2 * time.Second); err != nil {
+		t.Fatalf("after resuming: %v", err)
+	}
+	if got := trafficsim.LightColour(s, tf.EWLightID); got != tf.Red {
+		t.Fatalf("EW shows %v after the controller resumed, want red", got)
 	}
 
 	// Without the hang, the next refresh repairs the light in time.
-	s = sim.New(cfg)
-	cfg.Checkers[0] = conflictChecker(tcfg, 0, 0, nil, &worst)
+	worst = 0
+	s = withConflict()
 	if err := s.RunFor(50 * time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -559,20 +362,23 @@ func TestCheckersCatch(t *testing.T) {
 
 	// A green sent to one light while the other was last told green is
 	// caught by the command log, even in the middle of an event.
-	cmds := &commands{last: [2]tf.Colour{tf.Red, tf.Red}}
-	m := &commandLog{Controller: tf.NewController(tcfg), cmds: cmds}
+	cmds := trafficsim.NewCommands()
+	m := trafficsim.NewCommandLog(tf.NewController(tcfg), cmds)
 	var out sim.Effects
 	m.Step(sim.Event{Kind: sim.EventStart, Boot: &sim.Boot{ID: tf.ControllerID}}, &out)
 	out.Reset()
 	m.Step(sim.Event{Kind: sim.EventTimer, Now: tcfg.Clearance, Timer: tf.TimerPhase}, &out) // EW green
-	if cmds.conflict != nil || cmds.last != [2]tf.Colour{tf.Green, tf.Red} {
-		t.Fatalf("after EW green: commands %v, conflict %v", cmds.last, cmds.conflict)
+	if ew, ns := cmds.Last(); cmds.Conflict() != nil || ew != tf.Green || ns != tf.Red {
+		t.Fatalf("after EW green: commands %v %v, conflict %v", ew, ns, cmds.Conflict())
 	}
 	out.Reset()
 	out.Send(tf.NSLightID, tf.Green) // a rogue send, ahead of the refresh's
 	m.Step(sim.Event{Kind: sim.EventTimer, Now: tcfg.Clearance + tcfg.Refresh, Timer: tf.TimerRefresh}, &out)
-	if cmds.conflict == nil {
+	if cmds.Conflict() == nil {
 		t.Fatal("the command log missed NS green while EW was last told green")
+	}
+	if err := cmds.Checker().Step(nil); err == nil {
+		t.Fatal("the commanded-state checker passed a commanded conflict")
 	}
 }
 
