@@ -108,8 +108,8 @@ func (f *simFlags) validate(fs *flag.FlagSet) error {
 	if err != nil {
 		return err
 	}
-	if f.nodes != 0 && (f.nodes < sys.minNodes || f.nodes > 64) {
-		return fmt.Errorf("-nodes %d: %s needs %d to 64", f.nodes, sys.name, sys.minNodes)
+	if lo, hi := sys.nodeRange(); f.nodes != 0 && (f.nodes < lo || f.nodes > hi) {
+		return fmt.Errorf("-nodes %d: %s needs %d to %d", f.nodes, sys.name, lo, hi)
 	}
 	if f.seeds < 1 || f.workers < 1 || f.duration < 0 {
 		return errors.New("-seeds and -workers must be positive, -duration not negative")
@@ -424,8 +424,8 @@ func replayFile(f simFlags, stdout, stderr io.Writer) int {
 		return 1
 	}
 	sys, err := findSystem(rep.System)
-	if err == nil && rep.Schedule.Nodes < sys.minNodes {
-		err = fmt.Errorf("%s needs at least %d nodes, the file has %d", sys.name, sys.minNodes, rep.Schedule.Nodes)
+	if lo, hi := sys.nodeRange(); err == nil && (rep.Schedule.Nodes < lo || rep.Schedule.Nodes > hi) {
+		err = fmt.Errorf("%s needs %d to %d nodes, the file has %d", sys.name, lo, hi, rep.Schedule.Nodes)
 	}
 	if _, ok := clientKnobs[sys.name]; err == nil && rep.Schedule.Clients > 0 && !ok {
 		err = fmt.Errorf("%s has no clients, the file has %d", sys.name, rep.Schedule.Clients)

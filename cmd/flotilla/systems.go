@@ -8,6 +8,7 @@ import (
 
 	"github.com/flotilla-sim/flotilla/sim"
 	"github.com/flotilla-sim/flotilla/sim/pingpong"
+	"github.com/flotilla-sim/flotilla/trafficfsm/trafficsim"
 )
 
 // system is something flotilla sim can sweep: it builds the standard
@@ -17,6 +18,7 @@ type system struct {
 	about        string
 	defaultNodes int
 	minNodes     int
+	maxNodes     int // 0: 64, the simulator's limit
 	base         sim.Network
 	scenario     func(seed uint64, nodes int, plan sim.Plan, d time.Duration) sim.Config
 }
@@ -25,9 +27,20 @@ type system struct {
 var systemList = []system{
 	{name: "pingpong", about: "the simulator's example machine", defaultNodes: 5, minNodes: 1,
 		base: pingpong.BaseNetwork, scenario: pingpong.Scenario},
+	{name: "traffic", about: "the traffic-light controller, lights and button", defaultNodes: 4, minNodes: 4, maxNodes: 4,
+		base: trafficsim.BaseNetwork, scenario: trafficsim.Scenario},
 }
 
 func systems() []system { return systemList }
+
+// nodeRange is the number of nodes s can simulate, lo to hi.
+func (s system) nodeRange() (lo, hi int) {
+	hi = 64
+	if s.maxNodes > 0 {
+		hi = s.maxNodes
+	}
+	return s.minNodes, hi
+}
 
 func findSystem(name string) (system, error) {
 	all := systems()
