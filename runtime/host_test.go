@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -222,5 +224,79 @@ func TestSpeedScalesTimersAndClock(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// checkingTransport delivers n messages from node 7 and, on every send,
+// checks that the journal file already holds the record the machine
+// appended for that message: the durability rule.
+type checkingTransport struct {
+	n     int
+	wal   string
+	recSz int64
+	sent  chan int64
+}
+
+func (c *checkingTransport) Run(ctx context.Context, deliver func(sim.NodeID, sim.Message) bool) error {
+	for i := range c.n {
+		if !deliver(7, fmt.Sprint(i)) {
+			return nil
+		}
+	}
+	<-ctx.Done()
+	return nil
+}
+
+func (c *checkingTransport) Send(to sim.NodeID, msg sim.Message) error {
+	fi, err := os.Stat(c.wal)
+	if err != nil {
+		return err
+	}
+	c.sent <- fi.Size()
+	return nil
+}
+
+// journaler appends a 10-byte record per message and answers it.
+type journaler struct{}
+
+func (journaler) Step(ev sim.Event, out *sim.Effects) {
+	if ev.Kind == sim.EventMessage {
+		out.Append([]byte(fmt.Sprintf("%10s", ev.Msg)))
+		out.Send(ev.From, ev.Msg)
+	}
+}
+
+func TestJournalWrittenBeforeSends(t *testing.T) {
+	dir := t.TempDir()
+	j, err := runtime.OpenJournal(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 500
+	tr := &checkingTransport{n: n, wal: filepath.Join(dir, runtime.WALFile), sent: make(chan int64, n)}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- runtime.Run(ctx, runtime.Config{Machine: journaler{}, Transport: tr, Journal: j, Logger: quiet()})
+	}()
+	for i := range n {
+		select {
+		case size := <-tr.sent:
+			// header 16 bytes, each record 8 + 10 bytes
+			if min := int64(16 + (i+1)*18); size < min {
+				t.Fatalf("reply %d left with the journal at %d bytes, want at least %d", i, size, min)
+			}
+		case <-ctx.Done():
+			t.Fatalf("only %d replies", i)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	j.Close()
+	if got := len(recovered(t, dir).Records); got != n {
+		t.Fatalf("journal holds %d records, want %d", got, n)
 	}
 }
