@@ -143,10 +143,8 @@ func Run(ctx context.Context, cfg Config) error {
 	err := h.loop(boot, terr)
 	cancel()
 	h.stopTimers()
-	if terr != nil {
-		if e := <-terr; e != nil && err == nil {
-			err = fmt.Errorf("runtime: transport: %w", e)
-		}
+	if e := <-terr; e != nil && err == nil { // the transport has stopped
+		err = fmt.Errorf("runtime: transport: %w", e)
 	}
 	if cfg.Journal != nil {
 		if e := cfg.Journal.Sync(); e != nil && err == nil {
@@ -156,8 +154,9 @@ func Run(ctx context.Context, cfg Config) error {
 	return err
 }
 
-// loop runs the machine; it returns with terr set to nil if the transport
-// has already returned.
+// loop runs the machine until ctx ends, an effect fails or the transport
+// stops; in the last case it puts the transport's result back into terr for
+// Run to collect.
 func (h *host) loop(boot *sim.Boot, terr chan error) error {
 	if err := h.handle(sim.Event{Kind: sim.EventStart, Boot: boot}); err != nil {
 		return err
