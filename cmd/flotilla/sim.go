@@ -58,7 +58,7 @@ func simMain(args []string) int {
 		return err
 	})
 	fs.StringVar(&f.faults, "faults", "swarm", "faults: swarm, all, none, or a list of "+strings.Join(sim.FaultNames, ","))
-	fs.DurationVar(&f.duration, "duration", 10*time.Second, "virtual length of the fault phase")
+	fs.DurationVar(&f.duration, "duration", 0, "virtual length of the fault phase (default: the system's)")
 	fs.IntVar(&f.workers, "workers", runtime.GOMAXPROCS(0), "seeds run in parallel")
 	fs.StringVar(&f.trace, "trace", "", "write the run's trace as JSON lines to this file (with -seed)")
 	fs.BoolVar(&f.determinism, "check-determinism", false, "run every seed twice and report the first step where the runs differ")
@@ -93,6 +93,9 @@ func simMain(args []string) int {
 	sys, _ := findSystem(f.system)
 	if f.nodes == 0 {
 		f.nodes = sys.defaultNodes
+	}
+	if f.duration == 0 {
+		f.duration = sys.duration()
 	}
 	if k, ok := clientKnobs[sys.name]; ok && f.clients == 0 {
 		f.clients = k.defaultClients

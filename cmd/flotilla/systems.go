@@ -19,19 +19,30 @@ type system struct {
 	defaultNodes int
 	minNodes     int
 	maxNodes     int // 0: 64, the simulator's limit
-	base         sim.Network
-	scenario     func(seed uint64, nodes int, plan sim.Plan, d time.Duration) sim.Config
+	// defaultDuration is the fault phase a sweep runs by default; 0 means
+	// 10 s. Long enough to cover the system's whole behaviour: the traffic
+	// light's cycle alone is 100 s, after a 10 s start-up clearance.
+	defaultDuration time.Duration
+	base            sim.Network
+	scenario        func(seed uint64, nodes int, plan sim.Plan, d time.Duration) sim.Config
 }
 
 // systemList is every system flotilla sim knows.
 var systemList = []system{
 	{name: "pingpong", about: "the simulator's example machine", defaultNodes: 5, minNodes: 1,
 		base: pingpong.BaseNetwork, scenario: pingpong.Scenario},
-	{name: "traffic", about: "the traffic-light controller, lights and button", defaultNodes: 4, minNodes: 4, maxNodes: 4,
+	{name: "traffic", about: "the traffic-light controller, lights and button", defaultNodes: 4, minNodes: 4, maxNodes: 4, defaultDuration: 30 * time.Minute,
 		base: trafficsim.BaseNetwork, scenario: trafficsim.Scenario},
 }
 
 func systems() []system { return systemList }
+
+func (s system) duration() time.Duration {
+	if s.defaultDuration == 0 {
+		return 10 * time.Second
+	}
+	return s.defaultDuration
+}
 
 // nodeRange is the number of nodes s can simulate, lo to hi.
 func (s system) nodeRange() (lo, hi int) {
