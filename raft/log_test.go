@@ -232,3 +232,41 @@ func TestVoteRules(t *testing.T) {
 		t.Error("voted twice in one term")
 	}
 }
+
+// TestVoteSurvivesRestart: a vote is in the journal written by the event
+// that grants it, so a voter that crashes and restarts cannot vote again in
+// the same term; likewise appended entries survive.
+func TestVoteSurvivesRestart(t *testing.T) {
+	j := journalWith(2, None, 1, 2)
+	boot := func() *Node {
+		m := newManual(t, testConfig(3), j, j, j)
+		return m.nodes[1]
+	}
+	v := boot()
+	var out sim.Effects
+	v.Step(sim.Event{Kind: sim.EventMessage, From: 0, Msg: RequestVote{Term: 3, LastIndex: 2, LastTerm: 2}}, &out)
+	if r := out.Sends[len(out.Sends)-1].Msg.(RequestVoteReply); !r.Granted {
+		t.Fatal("vote not granted")
+	}
+	j.Records = append(j.Records, out.Appends...) // what the host made durable before the reply left
+	v = boot()
+	if v.Term() != 3 || v.Vote() != 0 {
+		t.Fatalf("after restart: term %d vote %d, want term 3 vote 0", v.Term(), v.Vote())
+	}
+	out.Reset()
+	v.Step(sim.Event{Kind: sim.EventMessage, From: 2, Msg: RequestVote{Term: 3, LastIndex: 2, LastTerm: 2}}, &out)
+	if r := out.Sends[len(out.Sends)-1].Msg.(RequestVoteReply); r.Granted {
+		t.Fatal("voted twice in term 3 across a restart")
+	}
+	// Entries acknowledged to the leader are durable too.
+	out.Reset()
+	v.Step(sim.Event{Kind: sim.EventMessage, From: 0, Msg: AppendEntries{Term: 3, PrevIndex: 2, PrevTerm: 2,
+		Entries: []Entry{{Index: 3, Term: 3, Data: []byte("x")}}}}, &out)
+	if r := out.Sends[len(out.Sends)-1].Msg.(AppendEntriesReply); !r.Success || r.Index != 3 {
+		t.Fatalf("append refused: %+v", r)
+	}
+	j.Records = append(j.Records, out.Appends...)
+	if v = boot(); v.LastIndex() != 3 {
+		t.Fatalf("after restart: last index %d, want 3", v.LastIndex())
+	}
+}

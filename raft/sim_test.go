@@ -32,7 +32,18 @@ func swarmRun(seed uint64, faultPhase time.Duration) error {
 	plan.Apply(&sc, faultPhase)
 	c.unwrap = func(m sim.Machine) *Node { return m.(*embedded).n }
 	sc.New = func(id sim.NodeID) sim.Machine { return c.newEmbedded(id, rc) }
-	sc.Checkers = []sim.Checker{Checker(c.unwrap), c.rec.checker()}
+	sc.Checkers = []sim.Checker{Checker(c.unwrap), c.rec.checker(), {
+		// A healthy cluster handles ~1,000-2,000 events per virtual
+		// second here; a message storm (say a leader and a follower
+		// bouncing rejections) is a bug even if it stays safe.
+		Name: "event budget",
+		Step: func(s *sim.Sim) error {
+			if limit := 20_000 * (1 + uint64(s.Now()/time.Second)); s.Steps() > limit {
+				return fmt.Errorf("%d events by %v: message storm", s.Steps(), s.Now())
+			}
+			return nil
+		},
+	}}
 	var live struct {
 		leader sim.NodeID
 		term   uint64
