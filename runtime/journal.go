@@ -71,14 +71,33 @@ type Journal struct {
 	snapBase uint64
 	hasSnap  bool
 	rec      sim.Journal
+	lock     *os.File // holds the directory lock
 }
 
 // OpenJournal opens (creating if needed) the journal in dir and recovers
-// it. The recovered contents are available from Recovered.
+// it. The recovered contents are available from Recovered. On Unix it holds
+// an exclusive lock on dir/LOCK until Close, so a second process opening
+// the same directory fails with ErrLocked.
 func OpenJournal(dir string) (*Journal, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("runtime: journal: %w", err)
 	}
+	lock, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	j, err := openLocked(dir)
+	if err != nil {
+		if lock != nil {
+			lock.Close()
+		}
+		return nil, err
+	}
+	j.lock = lock
+	return j, nil
+}
+
+func openLocked(dir string) (*Journal, error) {
 	j := &Journal{dir: dir}
 	snapPath := filepath.Join(dir, SnapshotFile)
 	if b, err := os.ReadFile(snapPath); err == nil {
@@ -136,6 +155,7 @@ func OpenJournal(dir string) (*Journal, error) {
 		// leaves records the snapshot already covers: finish the job.
 		next := base + uint64(len(recs))
 		if j.snapBase > next {
+			j.f.Close()
 			return nil, fmt.Errorf("runtime: journal %s: snapshot covers up to index %d but the log ends at %d: %w", snapPath, j.snapBase, next, ErrCorrupt)
 		}
 		if j.snapBase > base {
@@ -397,5 +417,9 @@ func (j *Journal) Close() error {
 		err = fmt.Errorf("runtime: journal: %w", cerr)
 	}
 	j.f = nil
+	if j.lock != nil {
+		j.lock.Close()
+		j.lock = nil
+	}
 	return err
 }

@@ -250,3 +250,20 @@ func FuzzOpenJournal(f *testing.F) {
 		}
 	})
 }
+
+func TestJournalLockedWhileOpen(t *testing.T) {
+	dir := t.TempDir()
+	j, err := runtime.OpenJournal(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runtime.OpenJournal(dir); !errors.Is(err, runtime.ErrLocked) {
+		t.Fatalf("second OpenJournal = %v, want ErrLocked", err)
+	}
+	j.Close()
+	j, err = runtime.OpenJournal(dir)
+	if err != nil {
+		t.Fatalf("OpenJournal after Close: %v", err)
+	}
+	j.Close()
+}
