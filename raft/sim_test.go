@@ -111,7 +111,7 @@ func swarmRun(seed uint64, faultPhase time.Duration) error {
 // TestSimSwarm is the swarm sweep: `go test ./raft -run Sim` runs the
 // CI-sized set of seeds, `-seeds=100000` a long one, `-seed=N` one seed.
 func TestSimSwarm(t *testing.T) {
-	seeds := 150
+	seeds := 300
 	if testing.Short() {
 		seeds = 30
 	}
