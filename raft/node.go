@@ -366,7 +366,11 @@ func (n *Node) becomeLeader(out *sim.Effects) {
 		p.inflight, p.inflightSize = p.inflight[:0], 0
 		p.active, p.ackSeq, p.lastProgress = false, 0, n.now
 	}
-	n.appendLocal(EntryNoop, nil, out)
+	if n.cfg.noNoop {
+		n.prs[n.self].match = last
+	} else {
+		n.appendLocal(EntryNoop, nil, out)
+	}
 	for i := range n.prs {
 		if i != n.self {
 			n.sendAppend(&n.prs[i], out)

@@ -24,6 +24,7 @@ func swarmRun(seed uint64, faultPhase time.Duration) error {
 	if rng.IntN(2) == 0 {
 		rc.SnapshotEvery = uint64(5 + rng.IntN(60))
 	}
+	rc.noNoop = rng.IntN(4) == 0
 	if rng.IntN(2) == 0 {
 		rc.MaxInflight = 1 + rng.IntN(4)
 		rc.MaxBatchEntries = 1 + rng.IntN(8)
@@ -95,8 +96,8 @@ func swarmRun(seed uint64, faultPhase time.Duration) error {
 	}
 	res := c.s.Run()
 	if res.Err != nil {
-		return fmt.Errorf("%w\n    nodes: %s\n    plan: %v\n    raft: prevote=%v checkquorum=%v snapshotEvery=%d inflight=%d batch=%d",
-			res.Err, c.describe(), plan, rc.PreVote, rc.CheckQuorum, rc.SnapshotEvery, rc.MaxInflight, rc.MaxBatchEntries)
+		return fmt.Errorf("%w\n    nodes: %s\n    plan: %v\n    raft: prevote=%v checkquorum=%v noNoop=%v snapshotEvery=%d inflight=%d batch=%d",
+			res.Err, c.describe(), plan, rc.PreVote, rc.CheckQuorum, rc.noNoop, rc.SnapshotEvery, rc.MaxInflight, rc.MaxBatchEntries)
 	}
 	if c.rec.count == 0 {
 		return fmt.Errorf("nothing was ever applied")

@@ -112,6 +112,11 @@ type Config struct {
 	// ObserveApply makes the node emit an Applied observation per applied
 	// entry.
 	ObserveApply bool
+
+	// noNoop (tests only) skips the no-op a new leader appends, so that
+	// simulations reach the situations of the paper's Figure 8, which the
+	// no-op otherwise makes rare.
+	noNoop bool
 }
 
 func (c *Config) fill() {
