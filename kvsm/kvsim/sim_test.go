@@ -14,7 +14,10 @@ import (
 	"github.com/flotilla-sim/flotilla/sim/simtest"
 )
 
-var htmlDir = flag.String("kvhtml", "", "write porcupine's HTML view of a failing history to this directory (default: the temp dir)")
+var (
+	htmlDir = flag.String("kvhtml", "", "write porcupine's HTML view of a failing history to this directory (default: the temp dir)")
+	phase   = flag.Duration("kvphase", 3*time.Second, "length of the fault phase of each sweep seed")
+)
 
 func TestMain(m *testing.M) {
 	flag.Parse()
@@ -53,12 +56,12 @@ func sweepRun(seed uint64, phase time.Duration) (sim.Result, *Cluster, error) {
 // TestSimSweep is the fault sweep: `go test ./kvsm/kvsim -run Sim` runs the
 // CI-sized set, -seeds=N a longer one, -seed=N replays one seed.
 func TestSimSweep(t *testing.T) {
-	seeds := 24
+	seeds := 40
 	if testing.Short() {
 		seeds = 6
 	}
 	simtest.Sweep(t, seeds, func(seed uint64) error {
-		_, _, err := sweepRun(seed, 3*time.Second)
+		_, _, err := sweepRun(seed, *phase)
 		return err
 	})
 }
