@@ -42,3 +42,25 @@ func BenchmarkScenarioAllFaults(b *testing.B) {
 func BenchmarkScenarioSwarm(b *testing.B) {
 	benchScenario(b, func(seed uint64) sim.Plan { return sim.SwarmPlan(seed, BaseNetwork, 5) })
 }
+
+// BenchmarkThroughput saturates 5 replicas with 20 clients that never
+// think, no faults, for 5 virtual seconds: committed calls per virtual
+// second are then bounded by the cluster (1ms±1ms links), not the users.
+func BenchmarkThroughput(b *testing.B) {
+	var calls int
+	var virtual, real time.Duration
+	for i := 0; b.Loop(); i++ {
+		c := New(Options{Seed: uint64(i + 1), Nodes: 5, Clients: 20, Think: 1})
+		c.ApplyPlan(sim.Plan{Network: BaseNetwork}, 5*time.Second)
+		start := time.Now()
+		res := sim.New(c.Config).Run()
+		real += time.Since(start)
+		if res.Err != nil {
+			b.Fatal(res.Err)
+		}
+		calls += c.Tracker.Total()
+		virtual += res.Virtual
+	}
+	b.ReportMetric(float64(calls)/virtual.Seconds(), "calls/vsec")
+	b.ReportMetric(virtual.Seconds()/real.Seconds(), "virtual/real")
+}
