@@ -7,12 +7,24 @@
 // acknowledged, and the store is recovered from DIR at start; without it
 // the store lives in memory only.
 //
+// Clustered (-cluster FILE -id N -data DIR), it runs node N of a
+// replicated store: the kvsm.Replica machine (Raft plus the store and
+// exactly-once client sessions), the very code the simulator tests, hosted
+// by the runtime with TCP to its peers (the node's "peer" address in the
+// cluster file), a client listener (its "client" address) and an fsync'd
+// journal in DIR. Clients find the leader themselves (kvclient -cluster).
+// Besides kvsm requests, the client port answers status requests (see
+// package cluster), which "flotilla cluster status" uses.
+//
 // Usage:
 //
 //	kvserver [-addr :12345] [-data DIR] [-v]
+//	kvserver -cluster cluster.json -id N -data DIR [-snapshot-every N] [-v]
 //
-// It prints "KV Server listening on port N" once it accepts connections and
-// shuts down cleanly on SIGINT or SIGTERM.
+// Standalone, it prints "KV Server listening on port N" once it accepts
+// connections; clustered, "KV node N listening: peers ADDR, clients ADDR".
+// Either shuts down cleanly on SIGINT or SIGTERM: events already received
+// are handled, the journal is synced, and the process exits 0.
 package main
 
 import (
@@ -41,8 +53,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	data := fs.String("data", "", "directory for the durable journal (empty: in-memory only)")
 	snapEvery := fs.Int("snapshot-every", 100000, "journaled writes between snapshots (negative: never)")
 	verbose := fs.Bool("v", false, "debug logging")
+	clusterFile := fs.String("cluster", "", "cluster file (JSON): run as node -id of this replicated cluster")
+	id := fs.Int("id", -1, "this node's id in the cluster file (with -cluster)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: kvserver [-addr :12345] [-data DIR] [-snapshot-every N] [-v]")
+		fmt.Fprintln(stderr, "       kvserver -cluster cluster.json -id N -data DIR [-snapshot-every N] [-v]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -65,6 +80,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *clusterFile != "" || *id >= 0 {
+		return runNode(ctx, fs, *clusterFile, *id, *data, *snapEvery, log, stdout, stderr)
+	}
 	if err := serve(ctx, *addr, *data, *snapEvery, log, stdout); err != nil {
 		log.Error("kvserver stopped", "err", err)
 		return 1
