@@ -69,6 +69,8 @@ type Replica struct {
 	out   *sim.Effects
 
 	leaderTerm uint64 // term in which the waiters were registered
+	shownRole  raft.Role
+	shownTerm  uint64
 	writes     []writeWaiter
 	reads      map[uint64]readWaiter
 	nextRead   uint64
@@ -121,7 +123,21 @@ func (r *Replica) Step(ev sim.Event, out *sim.Effects) {
 		}
 	}
 	r.dropStaleWaiters()
+	if role, term := r.node.Role(), r.node.Term(); ev.Kind == sim.EventStart || role != r.shownRole || term != r.shownTerm {
+		r.shownRole, r.shownTerm = role, term
+		out.Observe(RoleChange{Role: role, Term: term})
+	}
 }
+
+// RoleChange is observed when a replica starts and whenever its Raft role
+// or term changes; trace viewers draw it as the node's state.
+type RoleChange struct {
+	Role raft.Role
+	Term uint64
+}
+
+// TraceState implements sim.TraceStater.
+func (c RoleChange) TraceState() string { return fmt.Sprintf("%v t%d", c.Role, c.Term) }
 
 func (r *Replica) notLeader(to sim.NodeID, id uint64) {
 	r.out.Send(to, Response{ID: id, Status: StatusNotLeader, Leader: r.hint()})
