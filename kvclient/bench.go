@@ -8,12 +8,18 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/flotilla-sim/flotilla/sim"
 )
 
 // BenchConfig configures a closed-loop load run.
 type BenchConfig struct {
-	// Addr is the server address.
+	// Addr is the address of a standalone server.
 	Addr string
+	// Servers, if set instead of Addr, are the client addresses of a
+	// replicated cluster: each client is then a Session (leader discovery,
+	// retries, exactly-once writes) and Pipeline must be 1.
+	Servers map[sim.NodeID]string
 	// Clients is the number of connections, each with one request in
 	// flight at a time (closed loop); 0 means 64.
 	Clients int
@@ -31,6 +37,13 @@ type BenchConfig struct {
 	// Pipeline is the number of requests each connection keeps in flight;
 	// 0 means 1 (a strict closed loop per connection).
 	Pipeline int
+}
+
+// kv is what Bench needs of a Client or a Session.
+type kv interface {
+	Get(ctx context.Context, key string) ([]byte, bool, error)
+	Set(ctx context.Context, key string, value []byte) error
+	Close() error
 }
 
 // BenchResult summarizes a load run.
@@ -71,7 +84,10 @@ func Bench(ctx context.Context, cfg BenchConfig) (BenchResult, error) {
 	if cfg.Size < 0 {
 		return BenchResult{}, fmt.Errorf("kvclient: negative value size %d", cfg.Size)
 	}
-	clients := make([]*Client, cfg.Clients)
+	if cfg.Servers != nil && cfg.Pipeline != 1 {
+		return BenchResult{}, errors.New("kvclient: a cluster session runs one call at a time: pipeline must be 1")
+	}
+	clients := make([]kv, cfg.Clients)
 	defer func() {
 		for _, c := range clients {
 			if c != nil {
@@ -80,6 +96,14 @@ func Bench(ctx context.Context, cfg BenchConfig) (BenchResult, error) {
 		}
 	}()
 	for i := range clients {
+		if cfg.Servers != nil {
+			s, err := NewSession(ClusterConfig{Servers: cfg.Servers})
+			if err != nil {
+				return BenchResult{}, err
+			}
+			clients[i] = s
+			continue
+		}
 		c, err := Dial(ctx, cfg.Addr)
 		if err != nil {
 			return BenchResult{}, err

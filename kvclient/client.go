@@ -18,6 +18,7 @@ import (
 	goruntime "runtime"
 	"sync"
 
+	"github.com/flotilla-sim/flotilla/cluster"
 	"github.com/flotilla-sim/flotilla/kvsm"
 	"github.com/flotilla-sim/flotilla/runtime"
 )
@@ -49,8 +50,8 @@ type Client struct {
 
 	mu      sync.Mutex
 	nextID  uint64
-	pending map[uint64]chan kvsm.Response
-	err     error // set once the connection has failed
+	pending map[uint64]chan any // kvsm.Response or cluster.Status
+	err     error               // set once the connection has failed
 	done    chan struct{}
 }
 
@@ -64,7 +65,7 @@ func Dial(ctx context.Context, addr string) (*Client, error) {
 	if tc, ok := conn.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
 	}
-	c := &Client{conn: conn, pending: make(map[uint64]chan kvsm.Response), done: make(chan struct{}), kick: make(chan struct{}, 1)}
+	c := &Client{conn: conn, pending: make(map[uint64]chan any), done: make(chan struct{}), kick: make(chan struct{}, 1)}
 	go c.readLoop()
 	go c.writeLoop()
 	return c, nil
@@ -99,66 +100,115 @@ func (c *Client) readLoop() {
 			c.fail(fmt.Errorf("%w: %w", ErrClosed, err))
 			return
 		}
-		resp, err := kvsm.DecodeResponse(p)
-		if err != nil {
-			c.fail(fmt.Errorf("kvclient: bad response from server: %w", err))
-			return
+		var (
+			msg any
+			id  uint64
+		)
+		if len(p) > 0 && p[0] == statusTag {
+			m, err := cluster.Codec{}.Decode(p)
+			st, ok := m.(cluster.Status)
+			if err != nil || !ok {
+				c.fail(fmt.Errorf("kvclient: bad status from server: %v", err))
+				return
+			}
+			msg, id = st, st.ID
+		} else {
+			resp, err := kvsm.DecodeResponse(p)
+			if err != nil {
+				c.fail(fmt.Errorf("kvclient: bad response from server: %w", err))
+				return
+			}
+			msg, id = resp, resp.ID
 		}
 		c.mu.Lock()
-		ch, ok := c.pending[resp.ID]
-		delete(c.pending, resp.ID)
+		ch, ok := c.pending[id]
+		delete(c.pending, id)
 		c.mu.Unlock()
 		if ok {
-			ch <- resp // buffered; the caller may have given up
+			ch <- msg // buffered; the caller may have given up
 		}
 	}
 }
 
+const statusTag = 'T' // first byte of an encoded cluster.Status
+
 // do sends req and waits for its response.
 func (c *Client) do(ctx context.Context, req kvsm.Request) (kvsm.Response, error) {
-	ch := make(chan kvsm.Response, 1)
+	m, err := c.roundTrip(ctx, func(dst []byte, id uint64) ([]byte, error) {
+		req.ID = id
+		return kvsm.AppendRequest(dst, &req)
+	})
+	if err != nil {
+		return kvsm.Response{}, err
+	}
+	resp, ok := m.(kvsm.Response)
+	if !ok {
+		return kvsm.Response{}, fmt.Errorf("kvclient: server answered a request with %T", m)
+	}
+	return resp, nil
+}
+
+// Status asks the server (a clustered kvserver) for its Raft status.
+func (c *Client) Status(ctx context.Context) (cluster.Status, error) {
+	m, err := c.roundTrip(ctx, func(dst []byte, id uint64) ([]byte, error) {
+		return cluster.Codec{}.Encode(dst, cluster.StatusRequest{ID: id})
+	})
+	if err != nil {
+		return cluster.Status{}, err
+	}
+	st, ok := m.(cluster.Status)
+	if !ok {
+		return cluster.Status{}, fmt.Errorf("kvclient: server answered a status request with %T (not a clustered server?)", m)
+	}
+	return st, nil
+}
+
+// roundTrip sends the message enc appends (given its id) and waits for
+// the answer with that id.
+func (c *Client) roundTrip(ctx context.Context, enc func(dst []byte, id uint64) ([]byte, error)) (any, error) {
+	ch := make(chan any, 1)
 	c.mu.Lock()
 	if c.err != nil {
 		err := c.err
 		c.mu.Unlock()
-		return kvsm.Response{}, err
+		return nil, err
 	}
 	c.nextID++
-	req.ID = c.nextID
-	c.pending[req.ID] = ch
+	id := c.nextID
+	c.pending[id] = ch
 	c.mu.Unlock()
 
-	if err := c.write(&req); err != nil {
+	if err := c.write(func(dst []byte) ([]byte, error) { return enc(dst, id) }); err != nil {
 		c.mu.Lock()
-		delete(c.pending, req.ID)
+		delete(c.pending, id)
 		c.mu.Unlock()
-		return kvsm.Response{}, err
+		return nil, err
 	}
 	select {
-	case resp, ok := <-ch:
+	case m, ok := <-ch:
 		if !ok {
 			c.mu.Lock()
 			err := c.err
 			c.mu.Unlock()
-			return kvsm.Response{}, err
+			return nil, err
 		}
-		return resp, nil
+		return m, nil
 	case <-ctx.Done():
 		c.mu.Lock()
-		delete(c.pending, req.ID)
+		delete(c.pending, id)
 		c.mu.Unlock()
-		return kvsm.Response{}, ctx.Err()
+		return nil, ctx.Err()
 	}
 }
 
-// write queues req's frame for the writer goroutine, which sends whatever
+// write queues a frame for the writer goroutine, which sends whatever
 // has queued up since its last write in one syscall: pipelined requests
 // from concurrent callers share writes.
-func (c *Client) write(req *kvsm.Request) error {
+func (c *Client) write(enc func(dst []byte) ([]byte, error)) error {
 	c.wmu.Lock()
 	start := len(c.wbuf)
 	b := append(c.wbuf, 0, 0, 0, 0)
-	b, err := kvsm.AppendRequest(b, req)
+	b, err := enc(b)
 	if err != nil {
 		c.wbuf = b[:start]
 		c.wmu.Unlock()

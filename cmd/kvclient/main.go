@@ -6,9 +6,14 @@
 //	kvclient [-addr ...] set KEY VALUE
 //	kvclient [-addr ...] delete KEY
 //	kvclient [-addr ...] bench [-c 64] [-d 10s] [-size 256] [-writes 0.5] [-keys 10000] [-pipeline 1]
+//	kvclient -cluster cluster.json get|set|delete|bench|status ...
 //
 // get prints the value, or "(nil)" if the key is not set; set and delete
-// print "ok". bench runs a closed-loop load and prints ops/s and latency
+// print "ok". With -cluster the client talks to a replicated cluster
+// (kvserver -cluster): it finds the leader itself and retries safely, each
+// write exactly once through a session (kvclient.Session); status prints
+// every node's role, term, commit and applied index. A write whose outcome
+// could not be learned before -timeout says so ("outcome unknown"). bench runs a closed-loop load and prints ops/s and latency
 // percentiles. Errors go to stderr as one line, with exit status 1.
 package main
 
@@ -24,6 +29,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/flotilla-sim/flotilla/cluster"
 	"github.com/flotilla-sim/flotilla/kvclient"
 )
 
@@ -34,6 +40,9 @@ commands:
   delete KEY       delete KEY, print ok
   bench [-c 64] [-d 10s] [-size 256] [-writes 0.5] [-keys 10000] [-pipeline 1]
                    closed-loop load: ops/s and p50/p99/max latency
+  status           (-cluster only) every node's role, term, commit, applied
+With -cluster FILE (instead of -addr) the client talks to a replicated
+cluster: it finds the leader and retries, writes exactly once.
 `
 
 func main() {
@@ -46,6 +55,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.Usage = func() { fmt.Fprint(stderr, usage) }
 	addr := fs.String("addr", "localhost:12345", "server address")
 	timeout := fs.Duration("timeout", 5*time.Second, "time limit for get/set/delete")
+	clusterFile := fs.String("cluster", "", "cluster file: talk to a replicated cluster instead of -addr")
 	if err := fs.Parse(args); err != nil {
 		return 1
 	}
@@ -60,8 +70,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	cmd, rest := rest[0], rest[1:]
 	want := map[string]int{"get": 1, "set": 2, "delete": 1}
+	var cl *cluster.Cluster
+	if *clusterFile != "" {
+		var err error
+		if cl, err = cluster.Load(*clusterFile); err != nil {
+			fmt.Fprintf(stderr, "kvclient: %v\n", err)
+			return 1
+		}
+		want["status"] = 0
+	}
 	if cmd == "bench" {
-		return bench(ctx, *addr, rest, stdout, stderr)
+		return bench(ctx, *addr, cl, rest, stdout, stderr)
 	}
 	n, ok := want[cmd]
 	if !ok {
@@ -76,9 +95,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	out, err := do(ctx, *addr, cmd, rest)
+	var out string
+	var err error
+	if cl != nil {
+		out, err = doCluster(ctx, cl, cmd, rest)
+	} else {
+		out, err = do(ctx, *addr, cmd, rest)
+	}
 	if err != nil {
-		if errors.Is(err, context.DeadlineExceeded) {
+		if cl != nil {
+			// The session's error says what it knows (outcome unknown).
+		} else if errors.Is(err, context.DeadlineExceeded) {
 			err = fmt.Errorf("no answer from %s within %v", *addr, *timeout)
 		}
 		fmt.Fprintf(stderr, "kvclient: %s\n", strings.TrimPrefix(err.Error(), "kvclient: "))
@@ -111,7 +138,7 @@ func do(ctx context.Context, addr, cmd string, args []string) (string, error) {
 	}
 }
 
-func bench(ctx context.Context, addr string, args []string, stdout, stderr io.Writer) int {
+func bench(ctx context.Context, addr string, cl *cluster.Cluster, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("kvclient bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	c := fs.Int("c", 64, "concurrent clients (connections), each with one request in flight")
@@ -132,7 +159,11 @@ func bench(ctx context.Context, addr string, args []string, stdout, stderr io.Wr
 		fs.Usage()
 		return 1
 	}
-	res, err := kvclient.Bench(ctx, kvclient.BenchConfig{Addr: addr, Clients: *c, Duration: *d, Size: *size, Writes: *writes, Keys: *keys, Pipeline: *pipeline})
+	cfg := kvclient.BenchConfig{Addr: addr, Clients: *c, Duration: *d, Size: *size, Writes: *writes, Keys: *keys, Pipeline: *pipeline}
+	if cl != nil {
+		cfg.Servers = cl.Clients()
+	}
+	res, err := kvclient.Bench(ctx, cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "kvclient: bench: %s\n", strings.TrimPrefix(err.Error(), "kvclient: "))
 		return 1
@@ -141,4 +172,46 @@ func bench(ctx context.Context, addr string, args []string, stdout, stderr io.Wr
 	fmt.Fprintf(stdout, "ops/s %.0f (%d ops in %v)\n", res.OpsPerSec, res.Ops, res.Elapsed.Round(time.Millisecond))
 	fmt.Fprintf(stdout, "latency p50 %v  p99 %v  max %v\n", res.P50.Round(time.Microsecond), res.P99.Round(time.Microsecond), res.Max.Round(time.Microsecond))
 	return 0
+}
+
+func doCluster(ctx context.Context, cl *cluster.Cluster, cmd string, args []string) (string, error) {
+	s, err := kvclient.NewClusterSession(cl)
+	if err != nil {
+		return "", err
+	}
+	defer s.Close()
+	switch cmd {
+	case "status":
+		return statusTable(ctx, s, cl), nil
+	case "get":
+		v, ok, err := s.Get(ctx, args[0])
+		if err != nil {
+			return "", err
+		}
+		if !ok {
+			return "(nil)", nil
+		}
+		return string(v), nil
+	case "set":
+		return "ok", s.Set(ctx, args[0], []byte(args[1]))
+	default:
+		return "ok", s.Delete(ctx, args[0])
+	}
+}
+
+// statusTable asks every node for its status, each with a short deadline.
+func statusTable(ctx context.Context, s *kvclient.Session, cl *cluster.Cluster) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%-4s %-22s %-12s %6s %6s %8s %8s %8s\n", "id", "client", "role", "term", "leader", "commit", "applied", "last")
+	for _, n := range cl.Nodes {
+		sctx, cancel := context.WithTimeout(ctx, time.Second)
+		st, err := s.Status(sctx, n.ID)
+		cancel()
+		if err != nil {
+			fmt.Fprintf(&b, "%-4d %-22s %s\n", n.ID, n.Client, "unreachable: "+strings.TrimPrefix(err.Error(), "kvclient: "))
+			continue
+		}
+		fmt.Fprintf(&b, "%-4d %-22s %-12s %6d %6d %8d %8d %8d\n", n.ID, n.Client, st.Role, st.Term, st.Leader, st.Commit, st.Applied, st.LastIndex)
+	}
+	return strings.TrimRight(b.String(), "\n")
 }
