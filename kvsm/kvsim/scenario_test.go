@@ -273,3 +273,38 @@ func TestLinearizable15Clients7Nodes(t *testing.T) {
 	}
 	t.Logf("%d calls completed, %v virtual, %d steps", c.Tracker.Total(), res.Virtual, res.Steps)
 }
+
+// TestSessionsExpire gives sessions a 1s TTL and clients that think for up
+// to 3s between calls: idle sessions expire on every replica alike, a
+// client's next write is answered "session expired" (outcome unknown), it
+// opens a new session, and the history stays linearizable.
+func TestSessionsExpire(t *testing.T) {
+	const nodes = 3
+	c, s := start(t, Options{Seed: 11, Nodes: nodes, Clients: 4, Keys: 2, Think: 3 * time.Second,
+		SnapshotEvery: 10, Sessions: kvsm.SessionConfig{TTL: time.Second}})
+	run(t, s, 30*time.Second)
+	expired := 0
+	for _, o := range s.Observations() {
+		if d, ok := o.Value.(kvsm.Done); ok && d.Status == kvsm.StatusSessionExpired {
+			expired++
+		}
+	}
+	if expired == 0 {
+		t.Fatal("no write was answered session expired")
+	}
+	l := Replica(s, leader(s, nodes))
+	if l == nil {
+		t.Fatal("no leader")
+	}
+	if l.State().Sessions() > 4 {
+		t.Fatalf("%d sessions open for 4 clients", l.State().Sessions())
+	}
+	for i := range nodes {
+		r := Replica(s, sim.NodeID(i))
+		if r.Raft().Applied() == l.Raft().Applied() && !bytes.Equal(r.State().Snapshot(), l.State().Snapshot()) {
+			t.Fatalf("replica %d differs from the leader at the same applied index", i)
+		}
+	}
+	t.Logf("%d writes met an expired session, %d calls completed", expired, c.Tracker.Total())
+	finish(t, c, s)
+}
