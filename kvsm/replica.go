@@ -311,10 +311,11 @@ var _ sim.Codec = ReplicaCodec{}
 
 // Encode implements sim.Codec.
 func (ReplicaCodec) Encode(dst []byte, m sim.Message) ([]byte, error) {
-	if raft.IsMessage(m) {
-		return raft.Codec{}.Encode(dst, m)
+	switch m.(type) {
+	case Request, *Request, Response, *Response:
+		return Codec{}.Encode(dst, m)
 	}
-	return Codec{}.Encode(dst, m)
+	return raft.Codec{}.Encode(dst, m)
 }
 
 // Decode implements sim.Codec.
