@@ -31,7 +31,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	bin = dir
-	out, err := exec.Command("go", "build", "-o", dir+string(filepath.Separator), "github.com/flotilla-sim/flotilla/cmd/kvserver", "github.com/flotilla-sim/flotilla/cmd/kvclient").CombinedOutput()
+	out, err := exec.Command("go", "build", "-race", "-o", dir+string(filepath.Separator), "github.com/flotilla-sim/flotilla/cmd/kvserver", "github.com/flotilla-sim/flotilla/cmd/kvclient").CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "building binaries: %v\n%s", err, out)
 		os.RemoveAll(dir)
