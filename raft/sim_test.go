@@ -57,13 +57,19 @@ func swarmRun(seed uint64, faultPhase time.Duration) error {
 		Cond: func(s *sim.Sim) bool {
 			key := fmt.Sprint("live-", seed)
 			if idx, ok := c.rec.index[key]; ok {
+				done := true
 				for i := range n {
-					r := c.node(sim.NodeID(i))
-					if r == nil || r.Applied() < idx {
-						return false
+					if r := c.node(sim.NodeID(i)); r == nil || r.Applied() < idx {
+						done = false
 					}
 				}
-				return true
+				if done {
+					return true
+				}
+				// Applied somewhere, not yet everywhere. Without the
+				// no-op a new leader commits older entries only with a
+				// new one of its own: keep a trickle of proposals.
+				key = fmt.Sprint("nudge-", s.Now())
 			}
 			l := c.leader()
 			if l == None {
