@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -284,4 +285,35 @@ func (s *Session) Status(ctx context.Context, id sim.NodeID) (cluster.Status, er
 		s.drop(id)
 	}
 	return st, err
+}
+
+// StatusTable asks every node of c for its status (one second each) and
+// returns a table, one node a line: id, client address, role, term, leader,
+// commit, applied and last log index; "unreachable: ..." for a node that
+// did not answer.
+func StatusTable(ctx context.Context, c *cluster.Cluster) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%-4s %-22s %-12s %6s %6s %8s %8s %8s\n", "id", "client", "role", "term", "leader", "commit", "applied", "last")
+	for _, n := range c.Nodes {
+		sctx, cancel := context.WithTimeout(ctx, time.Second)
+		st, err := NodeStatus(sctx, n.Client)
+		cancel()
+		if err != nil {
+			fmt.Fprintf(&b, "%-4d %-22s unreachable: %s\n", n.ID, n.Client, strings.TrimPrefix(err.Error(), "kvclient: "))
+			continue
+		}
+		fmt.Fprintf(&b, "%-4d %-22s %-12s %6d %6d %8d %8d %8d\n", n.ID, n.Client, st.Role, st.Term, st.Leader, st.Commit, st.Applied, st.LastIndex)
+	}
+	return strings.TrimRight(b.String(), "\n")
+}
+
+// NodeStatus connects to the node serving clients at addr and asks for its
+// status.
+func NodeStatus(ctx context.Context, addr string) (cluster.Status, error) {
+	c, err := Dial(ctx, addr)
+	if err != nil {
+		return cluster.Status{}, err
+	}
+	defer c.Close()
+	return c.Status(ctx)
 }

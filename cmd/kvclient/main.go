@@ -182,7 +182,7 @@ func doCluster(ctx context.Context, cl *cluster.Cluster, cmd string, args []stri
 	defer s.Close()
 	switch cmd {
 	case "status":
-		return statusTable(ctx, s, cl), nil
+		return kvclient.StatusTable(ctx, cl), nil
 	case "get":
 		v, ok, err := s.Get(ctx, args[0])
 		if err != nil {
@@ -197,21 +197,4 @@ func doCluster(ctx context.Context, cl *cluster.Cluster, cmd string, args []stri
 	default:
 		return "ok", s.Delete(ctx, args[0])
 	}
-}
-
-// statusTable asks every node for its status, each with a short deadline.
-func statusTable(ctx context.Context, s *kvclient.Session, cl *cluster.Cluster) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%-4s %-22s %-12s %6s %6s %8s %8s %8s\n", "id", "client", "role", "term", "leader", "commit", "applied", "last")
-	for _, n := range cl.Nodes {
-		sctx, cancel := context.WithTimeout(ctx, time.Second)
-		st, err := s.Status(sctx, n.ID)
-		cancel()
-		if err != nil {
-			fmt.Fprintf(&b, "%-4d %-22s %s\n", n.ID, n.Client, "unreachable: "+strings.TrimPrefix(err.Error(), "kvclient: "))
-			continue
-		}
-		fmt.Fprintf(&b, "%-4d %-22s %-12s %6d %6d %8d %8d %8d\n", n.ID, n.Client, st.Role, st.Term, st.Leader, st.Commit, st.Applied, st.LastIndex)
-	}
-	return strings.TrimRight(b.String(), "\n")
 }
