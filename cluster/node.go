@@ -146,7 +146,7 @@ func (r *reader) done() error {
 // NodeConfig configures a replicated KV node.
 type NodeConfig struct {
 	// SnapshotEvery is Raft's compaction interval in applied entries
-	// (0: 10000; negative: never).
+	// (0: 100000; negative: never).
 	SnapshotEvery int
 	// Sessions configures the client session table (the same on every
 	// node).
@@ -167,7 +167,7 @@ func (c *Cluster) RaftConfig(snapshotEvery int) raft.Config {
 	}
 	switch {
 	case snapshotEvery == 0:
-		rc.SnapshotEvery = 10000
+		rc.SnapshotEvery = 100000
 	case snapshotEvery > 0:
 		rc.SnapshotEvery = uint64(snapshotEvery)
 	}

@@ -31,7 +31,8 @@ import (
 // testCluster is n kvserver processes on loopback, each with its data
 // directory and log file.
 type testCluster struct {
-	t     *testing.T
+	t     testing.TB
+	exe   string // the kvserver binary
 	dir   string
 	file  string
 	c     *cluster.Cluster
@@ -47,7 +48,7 @@ type node struct {
 }
 
 // freePorts returns n distinct loopback ports nobody listens on right now.
-func freePorts(t *testing.T, n int) []int {
+func freePorts(t testing.TB, n int) []int {
 	var ls []net.Listener
 	var ports []int
 	for range n {
@@ -65,8 +66,12 @@ func freePorts(t *testing.T, n int) []int {
 }
 
 func startCluster(t *testing.T, n int) *testCluster {
+	return startClusterWith(t, n, filepath.Join(bin, "kvserver"))
+}
+
+func startClusterWith(t testing.TB, n int, exe string) *testCluster {
 	t.Helper()
-	tc := &testCluster{t: t, dir: t.TempDir()}
+	tc := &testCluster{t: t, dir: t.TempDir(), exe: exe}
 	ports := freePorts(t, 2*n)
 	tc.c = &cluster.Cluster{}
 	for i := range n {
@@ -108,7 +113,7 @@ func (tc *testCluster) start(nd *node) {
 		tc.t.Fatal(err)
 	}
 	defer f.Close()
-	cmd := exec.Command(filepath.Join(bin, "kvserver"), "-cluster", tc.file, "-id", strconv.Itoa(int(nd.id)), "-data", nd.data)
+	cmd := exec.Command(tc.exe, "-cluster", tc.file, "-id", strconv.Itoa(int(nd.id)), "-data", nd.data)
 	cmd.Stdout, cmd.Stderr = f, f
 	if err := cmd.Start(); err != nil {
 		tc.t.Fatal(err)
@@ -162,7 +167,11 @@ func (tc *testCluster) statuses() map[sim.NodeID]cluster.Status {
 	return out
 }
 
-// leader waits until one node leads, with every reachable node agreeing.
+func (tc *testCluster) leaderB(b *testing.B, within time.Duration) sim.NodeID {
+	return tc.leader(within)
+}
+
+// leader waits until a node leads.
 func (tc *testCluster) leader(within time.Duration) sim.NodeID {
 	tc.t.Helper()
 	deadline := time.Now().Add(within)

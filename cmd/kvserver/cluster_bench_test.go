@@ -1,0 +1,61 @@
+package main_test
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/flotilla-sim/flotilla/kvclient"
+)
+
+var (
+	benchBinOnce sync.Once
+	benchBin     string
+	benchBinErr  error
+)
+
+// BenchmarkCluster3 measures writes on a local 3-node cluster of kvserver
+// processes built without the race detector, fsync on (each node's journal
+// in the test's temp directory), 256-byte values, every operation a set
+// through a kvclient.Session (leader discovery, exactly-once sessions).
+// It reports writes/s and the p50/p99 latency of one closed-loop run of
+// b.N operations.
+//
+//	go test ./cmd/kvserver -run '^$' -bench Cluster3 -benchtime 20000x
+func BenchmarkCluster3(b *testing.B) {
+	benchBinOnce.Do(func() {
+		dir := filepath.Join(bin, "norace")
+		out, err := exec.Command("go", "build", "-o", dir+string(filepath.Separator), "github.com/flotilla-sim/flotilla/cmd/kvserver").CombinedOutput()
+		if err != nil {
+			benchBinErr = fmt.Errorf("%v\n%s", err, out)
+		}
+		benchBin = dir
+	})
+	if benchBinErr != nil {
+		b.Fatal(benchBinErr)
+	}
+	for _, clients := range []int{1, 64} {
+		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {
+			tc := startClusterWith(b, 3, filepath.Join(benchBin, "kvserver"))
+			tc.leaderB(b, 10*time.Second)
+			ctx := context.Background()
+			// Warm up: open sessions and connections.
+			if _, err := kvclient.Bench(ctx, kvclient.BenchConfig{Servers: tc.c.Clients(), Clients: clients, Ops: 200, Size: 256, Writes: 1}); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			res, err := kvclient.Bench(ctx, kvclient.BenchConfig{Servers: tc.c.Clients(), Clients: clients, Ops: b.N, Size: 256, Writes: 1})
+			b.StopTimer()
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(res.OpsPerSec, "writes/s")
+			b.ReportMetric(float64(res.P50.Microseconds())/1000, "p50-ms")
+			b.ReportMetric(float64(res.P99.Microseconds())/1000, "p99-ms")
+		})
+	}
+}
