@@ -8,28 +8,6 @@ import (
 	"time"
 )
 
-// Sessions give the replicated KV exactly-once writes. Every client has a
-// 64-bit id and numbers its writes 1, 2, 3, …; the replicated state keeps,
-// per client, the highest sequence number applied and its response. A write
-// whose number was already applied is not applied again: the latest one
-// gets its original response, an older one an error (the client has moved
-// on and no longer waits for it).
-//
-// Sessions are part of the replicated state, so they are in every snapshot
-// and survive restarts, and they expire deterministically: each command
-// entry carries the proposing leader's clock reading, the state's logical
-// clock is the highest reading applied so far, and a session idle for more
-// than the TTL of that logical clock is dropped when the state next sweeps.
-// Every replica applies the same entries, so every replica expires the same
-// sessions at the same log index, whatever its own clock says.
-//
-// A session is opened by the client's first write (sequence number 1). A
-// write with a higher number and no session is answered
-// StatusSessionExpired and not applied: its session expired (or was evicted),
-// so an earlier attempt may or may not have taken effect. The TTL must be
-// longer than the time a client keeps retrying one write, or a retried first
-// write could open a second session and apply twice.
-
 // Defaults of SessionConfig.
 const (
 	DefaultSessionTTL  = time.Minute
@@ -67,6 +45,28 @@ type session struct {
 // State is the replicated KV state: the Store plus the session table and
 // the logical clock. Like Store it is deterministic: the same commands in
 // the same order give the same state and the same snapshot bytes.
+//
+// Sessions give the replicated KV exactly-once writes. Every client has a
+// 64-bit id and numbers its writes 1, 2, 3, …; the replicated state keeps,
+// per client, the highest sequence number applied and its response. A write
+// whose number was already applied is not applied again: the latest one
+// gets its original response, an older one an error (the client has moved
+// on and no longer waits for it).
+//
+// Sessions are part of the replicated state, so they are in every snapshot
+// and survive restarts, and they expire deterministically: each command
+// entry carries the proposing leader's clock reading, the state's logical
+// clock is the highest reading applied so far, and a session idle for more
+// than the TTL of that logical clock is dropped when the state next sweeps.
+// Every replica applies the same entries, so every replica expires the same
+// sessions at the same log index, whatever its own clock says.
+//
+// A session is opened by the client's first write (sequence number 1). A
+// write with a higher number and no session is answered
+// StatusSessionExpired and not applied: its session expired (or was evicted),
+// so an earlier attempt may or may not have taken effect. The TTL must be
+// longer than the time a client keeps retrying one write, or a retried first
+// write could open a second session and apply twice.
 type State struct {
 	cfg       SessionConfig
 	store     *Store
@@ -129,7 +129,7 @@ func (s *State) cached(ss *session, req Request) Response {
 
 // ApplyCommand applies one committed command stamped with the proposing
 // leader's clock and returns its response. Writes with a client id go
-// through the client's session (see the package's session rules); requests
+// through the client's session (see State); requests
 // without one are applied as they are.
 func (s *State) ApplyCommand(req Request, stamp time.Duration) Response {
 	s.applied++
