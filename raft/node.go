@@ -31,6 +31,7 @@ type progress struct {
 	active       bool
 	ackSeq       uint64
 	lastProgress time.Duration
+	lastAppend   time.Duration // when the last AppendEntries was sent
 	pendingSnap  uint64
 	vote         int8 // 1 granted, -1 refused, 0 unknown
 }
@@ -273,7 +274,7 @@ func (n *Node) timer(name string, out *sim.Effects) {
 		n.campaign(n.cfg.PreVote, false, out)
 	case timerHeartbeat:
 		if n.role == Leader {
-			n.heartbeat(out)
+			n.heartbeat(false, out)
 			out.SetTimer(timerHeartbeat, n.cfg.HeartbeatInterval)
 		}
 	case timerQuorum:
@@ -435,6 +436,7 @@ func (n *Node) sendAppend(p *progress, out *sim.Effects) bool {
 		m.Entries = n.ents[lo:hi:hi]
 	}
 	out.Send(p.id, m)
+	p.lastAppend = n.now
 	if p.state == stateReplicate {
 		if len(p.inflight) == 0 {
 			p.lastProgress = n.now
@@ -481,14 +483,21 @@ func (n *Node) freeInflight(p *progress, upTo uint64) {
 	}
 }
 
-func (n *Node) heartbeat(out *sim.Effects) {
+// heartbeat starts a heartbeat round. Unless forced (a ReadIndex needs
+// every member's echo), a follower that got an AppendEntries within the
+// last half interval is skipped: that message already asserted leadership
+// and carried a commit index, and a follower still learns a newer one
+// within one and a half intervals once the stream of entries stops.
+func (n *Node) heartbeat(force bool, out *sim.Effects) {
 	n.hbSeq++
 	for i := range n.prs {
 		if i == n.self {
 			continue
 		}
 		p := &n.prs[i]
-		out.Send(p.id, Heartbeat{Term: n.term, Commit: min(p.match, n.commit), Seq: n.hbSeq})
+		if force || p.state != stateReplicate || n.now-p.lastAppend >= n.cfg.HeartbeatInterval/2 {
+			out.Send(p.id, Heartbeat{Term: n.term, Commit: min(p.match, n.commit), Seq: n.hbSeq})
+		}
 		switch p.state {
 		case stateProbe:
 			p.paused = false
@@ -1010,7 +1019,7 @@ func (n *Node) readIndex(ctx uint64, from sim.NodeID, out *sim.Effects) bool {
 	if n.quorum == 1 {
 		n.hbSeq++
 	} else {
-		n.heartbeat(out)
+		n.heartbeat(true, out)
 	}
 	n.processReads(out)
 	return true
