@@ -1,6 +1,7 @@
 package kvsm
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"time"
@@ -316,4 +317,27 @@ func (c *Client) finish(d Done, out *sim.Effects) {
 		return
 	}
 	c.think(out)
+}
+
+// String describes the call for traces.
+func (i Invoked) String() string {
+	if i.Op == OpSet {
+		return fmt.Sprintf("invoke #%d set %q=%q (client %x seq %d)", i.ID, i.Key, i.Value, i.Client, i.Seq)
+	}
+	if i.Seq != 0 {
+		return fmt.Sprintf("invoke #%d %v %q (client %x seq %d)", i.ID, i.Op, i.Key, i.Client, i.Seq)
+	}
+	return fmt.Sprintf("invoke #%d %v %q", i.ID, i.Op, i.Key)
+}
+
+// String describes the outcome for traces.
+func (d Done) String() string {
+	res := d.Status.String()
+	switch {
+	case d.Unknown:
+		res = "unknown (" + res + ")"
+	case d.Op == OpGet && d.Status == StatusOK:
+		res = fmt.Sprintf("%q", d.Result)
+	}
+	return fmt.Sprintf("done #%d %v %q -> %s after %d attempts", d.ID, d.Op, d.Key, res, d.Attempts)
 }
