@@ -15,7 +15,12 @@ import (
 // commit on every node.
 func swarmRun(seed uint64, faultPhase time.Duration) error {
 	const n = 5
-	plan := sim.SwarmPlan(seed, sim.Network{Delay: time.Millisecond, Jitter: time.Millisecond}, n)
+	return planRun(seed, sim.SwarmPlan(seed, sim.Network{Delay: time.Millisecond, Jitter: time.Millisecond}, n), faultPhase)
+}
+
+// planRun runs one seed under plan (see swarmRun).
+func planRun(seed uint64, plan sim.Plan, faultPhase time.Duration) error {
+	const n = 5
 	rng := sim.Stream(seed, 99)
 	c := &cluster{rec: newRecorder(), n: n}
 	rc := testConfig(n)
@@ -123,4 +128,24 @@ func TestSimSwarm(t *testing.T) {
 		seeds = 30
 	}
 	simtest.Sweep(t, seeds, func(seed uint64) error { return swarmRun(seed, 5*time.Second) })
+}
+
+// TestSimCrashStorm sweeps a harsher plan than the swarm draws: crashes
+// (some tearing the journal tail), partitions and one-way cuts every
+// ~150ms, with short election timeouts, so that nodes often crash right
+// after voting or acknowledging and elections overlap with restarts.
+func TestSimCrashStorm(t *testing.T) {
+	seeds := 100
+	if testing.Short() {
+		seeds = 20
+	}
+	simtest.Sweep(t, seeds, func(seed uint64) error {
+		plan := sim.Plan{
+			Network: sim.Network{Delay: time.Millisecond, Jitter: 2 * time.Millisecond, Loss: 0.02},
+			Faults: sim.FaultConfig{Crashes: true, TornWrites: true, Partitions: true, OneWay: true,
+				Every: 150 * time.Millisecond},
+			SyncLatency: time.Millisecond,
+		}
+		return planRun(seed, plan, 3*time.Second)
+	})
 }
