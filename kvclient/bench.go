@@ -20,6 +20,10 @@ type BenchConfig struct {
 	// replicated cluster: each client is then a Session (leader discovery,
 	// retries, exactly-once writes) and Pipeline must be 1.
 	Servers map[sim.NodeID]string
+	// SessionsPerConn is, for a cluster, how many sessions share one
+	// connection to each server (their requests are pipelined on it);
+	// 0 means all of them.
+	SessionsPerConn int
 	// Clients is the number of connections, each with one request in
 	// flight at a time (closed loop); 0 means 64.
 	Clients int
@@ -95,9 +99,17 @@ func Bench(ctx context.Context, cfg BenchConfig) (BenchResult, error) {
 			}
 		}
 	}()
+	if cfg.SessionsPerConn <= 0 {
+		cfg.SessionsPerConn = cfg.Clients
+	}
+	var pool *Pool
 	for i := range clients {
 		if cfg.Servers != nil {
-			s, err := NewSession(ClusterConfig{Servers: cfg.Servers})
+			if i%cfg.SessionsPerConn == 0 {
+				pool = NewPool(cfg.Servers)
+				defer pool.Close()
+			}
+			s, err := NewSession(ClusterConfig{Servers: cfg.Servers, Pool: pool})
 			if err != nil {
 				return BenchResult{}, err
 			}

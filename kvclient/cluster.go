@@ -32,6 +32,68 @@ type ClusterConfig struct {
 	// doubles with each failed attempt of a call and is jittered
 	// (0: 5ms and 200ms).
 	BackoffMin, BackoffMax time.Duration
+	// Pool, if set, holds the connections, shared with other sessions
+	// (requests of many sessions are then pipelined on one connection per
+	// server, which saves system calls on both sides); nil gives the
+	// session connections of its own.
+	Pool *Pool
+}
+
+// Pool is a set of connections, one per server, that Sessions can share.
+// It is safe for concurrent use.
+type Pool struct {
+	servers map[sim.NodeID]string
+	dial    time.Duration
+
+	mu    sync.Mutex
+	conns map[sim.NodeID]*Client
+}
+
+// NewPool returns an empty pool for servers; it dials on first use.
+func NewPool(servers map[sim.NodeID]string) *Pool {
+	return &Pool{servers: servers, dial: time.Second, conns: map[sim.NodeID]*Client{}}
+}
+
+// get returns the connection to server id, dialling it if needed.
+func (p *Pool) get(ctx context.Context, id sim.NodeID) (*Client, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c, ok := p.conns[id]; ok {
+		return c, nil
+	}
+	addr, ok := p.servers[id]
+	if !ok {
+		return nil, fmt.Errorf("kvclient: no address for server %d", id)
+	}
+	dctx, cancel := context.WithTimeout(ctx, p.dial)
+	defer cancel()
+	c, err := Dial(dctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	p.conns[id] = c
+	return c, nil
+}
+
+// drop closes c, the failed connection to id, unless it was replaced.
+func (p *Pool) drop(id sim.NodeID, c *Client) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.conns[id] == c {
+		delete(p.conns, id)
+		c.Close()
+	}
+}
+
+// Close closes every connection of the pool.
+func (p *Pool) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for id, c := range p.conns {
+		c.Close()
+		delete(p.conns, id)
+	}
+	return nil
 }
 
 // Session is a client of a replicated cluster (kvserver -cluster) that
@@ -51,8 +113,10 @@ type Session struct {
 	cfg ClusterConfig
 	ids []sim.NodeID
 
+	pool *Pool
+	own  bool // the pool is the session's own
+
 	mu     sync.Mutex // one call at a time; guards everything below
-	conns  map[sim.NodeID]*Client
 	leader sim.NodeID // -1: unknown
 	client uint64
 	seq    uint64
@@ -74,8 +138,12 @@ func NewSession(cfg ClusterConfig) (*Session, error) {
 	if cfg.BackoffMax <= 0 {
 		cfg.BackoffMax = 200 * time.Millisecond
 	}
-	s := &Session{cfg: cfg, conns: map[sim.NodeID]*Client{}, leader: -1,
+	s := &Session{cfg: cfg, pool: cfg.Pool, leader: -1,
 		rng: rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))}
+	if s.pool == nil {
+		s.pool, s.own = NewPool(cfg.Servers), true
+		s.pool.dial = cfg.AttemptTimeout
+	}
 	for id := range cfg.Servers {
 		s.ids = append(s.ids, id)
 	}
@@ -108,13 +176,10 @@ func (s *Session) Leader() sim.NodeID {
 	return s.leader
 }
 
-// Close closes the session's connections.
+// Close closes the session's connections (not those of a shared Pool).
 func (s *Session) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for id, c := range s.conns {
-		c.Close()
-		delete(s.conns, id)
+	if s.own {
+		return s.pool.Close()
 	}
 	return nil
 }
@@ -146,28 +211,7 @@ func (s *Session) Delete(ctx context.Context, key string) error {
 }
 
 func (s *Session) conn(ctx context.Context, id sim.NodeID) (*Client, error) {
-	if c, ok := s.conns[id]; ok {
-		return c, nil
-	}
-	addr, ok := s.cfg.Servers[id]
-	if !ok {
-		return nil, fmt.Errorf("kvclient: no address for server %d", id)
-	}
-	dctx, cancel := context.WithTimeout(ctx, s.cfg.AttemptTimeout)
-	defer cancel()
-	c, err := Dial(dctx, addr)
-	if err != nil {
-		return nil, err
-	}
-	s.conns[id] = c
-	return c, nil
-}
-
-func (s *Session) drop(id sim.NodeID) {
-	if c, ok := s.conns[id]; ok {
-		c.Close()
-		delete(s.conns, id)
-	}
+	return s.pool.get(ctx, id)
 }
 
 func (s *Session) next(id sim.NodeID) sim.NodeID {
@@ -234,7 +278,7 @@ func (s *Session) call(ctx context.Context, req kvsm.Request) (kvsm.Response, er
 			}
 			last = fmt.Errorf("server %d: %w", target, err)
 			if !errors.Is(err, context.DeadlineExceeded) {
-				s.drop(target) // the connection failed
+				s.pool.drop(target, c) // the connection failed
 			}
 			s.leader = -1
 			target = s.next(target)
@@ -282,7 +326,7 @@ func (s *Session) Status(ctx context.Context, id sim.NodeID) (cluster.Status, er
 	}
 	st, err := c.Status(ctx)
 	if err != nil && ctx.Err() == nil {
-		s.drop(id)
+		s.pool.drop(id, c)
 	}
 	return st, err
 }

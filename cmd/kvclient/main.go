@@ -38,7 +38,7 @@ commands:
   get KEY          print the value of KEY, or (nil)
   set KEY VALUE    set KEY to VALUE, print ok
   delete KEY       delete KEY, print ok
-  bench [-c 64] [-d 10s] [-size 256] [-writes 0.5] [-keys 10000] [-pipeline 1]
+  bench [-c 64] [-d 10s] [-size 256] [-writes 0.5] [-keys 10000] [-pipeline 1] [-share 0]
                    closed-loop load: ops/s and p50/p99/max latency
   status           (-cluster only) every node's role, term, commit, applied
 With -cluster FILE (instead of -addr) the client talks to a replicated
@@ -147,8 +147,9 @@ func bench(ctx context.Context, addr string, cl *cluster.Cluster, args []string,
 	writes := fs.Float64("writes", 0.5, "fraction of operations that are sets")
 	keys := fs.Int("keys", 10000, "number of distinct keys")
 	pipeline := fs.Int("pipeline", 1, "requests in flight per connection")
+	share := fs.Int("share", 0, "with -cluster: sessions sharing one connection to each server (0: all)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: kvclient [-addr ADDR] bench [-c 64] [-d 10s] [-size 256] [-writes 0.5] [-keys 10000] [-pipeline 1]")
+		fmt.Fprintln(stderr, "usage: kvclient [-addr ADDR | -cluster FILE] bench [-c 64] [-d 10s] [-size 256] [-writes 0.5] [-keys 10000] [-pipeline 1] [-share 0]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -162,6 +163,7 @@ func bench(ctx context.Context, addr string, cl *cluster.Cluster, args []string,
 	cfg := kvclient.BenchConfig{Addr: addr, Clients: *c, Duration: *d, Size: *size, Writes: *writes, Keys: *keys, Pipeline: *pipeline}
 	if cl != nil {
 		cfg.Servers = cl.Clients()
+		cfg.SessionsPerConn = *share
 	}
 	res, err := kvclient.Bench(ctx, cfg)
 	if err != nil {

@@ -22,6 +22,9 @@ var (
 // processes built without the race detector, fsync on (each node's journal
 // in the test's temp directory), 256-byte values, every operation a set
 // through a kvclient.Session (leader discovery, exactly-once sessions).
+// With 64 sessions it runs them on 64 connections per server (conns=64),
+// then all on one connection per server (conns=1: requests of all
+// sessions pipelined on it, as kvclient bench does by default).
 // It reports writes/s and the p50/p99 latency of one closed-loop run of
 // b.N operations.
 //
@@ -38,17 +41,18 @@ func BenchmarkCluster3(b *testing.B) {
 	if benchBinErr != nil {
 		b.Fatal(benchBinErr)
 	}
-	for _, clients := range []int{1, 64} {
-		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {
+	for _, c := range []struct{ clients, share int }{{1, 1}, {64, 1}, {64, 64}} {
+		clients, share := c.clients, c.share
+		b.Run(fmt.Sprintf("clients=%d/conns=%d", clients, clients/share), func(b *testing.B) {
 			tc := startClusterWith(b, 3, filepath.Join(benchBin, "kvserver"))
 			tc.leaderB(b, 10*time.Second)
 			ctx := context.Background()
 			// Warm up: open sessions and connections.
-			if _, err := kvclient.Bench(ctx, kvclient.BenchConfig{Servers: tc.c.Clients(), Clients: clients, Ops: 200, Size: 256, Writes: 1}); err != nil {
+			if _, err := kvclient.Bench(ctx, kvclient.BenchConfig{Servers: tc.c.Clients(), Clients: clients, SessionsPerConn: share, Ops: 200, Size: 256, Writes: 1}); err != nil {
 				b.Fatal(err)
 			}
 			b.ResetTimer()
-			res, err := kvclient.Bench(ctx, kvclient.BenchConfig{Servers: tc.c.Clients(), Clients: clients, Ops: b.N, Size: 256, Writes: 1})
+			res, err := kvclient.Bench(ctx, kvclient.BenchConfig{Servers: tc.c.Clients(), Clients: clients, SessionsPerConn: share, Ops: b.N, Size: 256, Writes: 1})
 			b.StopTimer()
 			if err != nil {
 				b.Fatal(err)

@@ -36,6 +36,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/flotilla-sim/flotilla/kvsm"
@@ -55,6 +56,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	verbose := fs.Bool("v", false, "debug logging")
 	clusterFile := fs.String("cluster", "", "cluster file (JSON): run as node -id of this replicated cluster")
 	id := fs.Int("id", -1, "this node's id in the cluster file (with -cluster)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file until shutdown")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: kvserver [-addr :12345] [-data DIR] [-snapshot-every N] [-v]")
 		fmt.Fprintln(stderr, "       kvserver -cluster cluster.json -id N -data DIR [-snapshot-every N] [-v]")
@@ -80,6 +82,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "kvserver: %v\n", err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(stderr, "kvserver: %v\n", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if *clusterFile != "" || *id >= 0 {
 		return runNode(ctx, fs, *clusterFile, *id, *data, *snapEvery, log, stdout, stderr)
 	}
