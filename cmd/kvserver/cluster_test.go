@@ -241,8 +241,19 @@ func (h *history) load(tc *testCluster, clients int, stop <-chan struct{}) (wait
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var okN, failN int
+	// Odd clients share one connection per server (pipelined); even ones
+	// have their own.
+	pool := kvclient.NewPool(tc.c.Clients())
+	tc.t.Cleanup(func() { pool.Close() })
 	for c := range clients {
 		s := tc.session()
+		if c%2 == 1 {
+			var err error
+			s, err = kvclient.NewSession(kvclient.ClusterConfig{Servers: tc.c.Clients(), AttemptTimeout: 500 * time.Millisecond, Pool: pool})
+			if err != nil {
+				tc.t.Fatal(err)
+			}
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
