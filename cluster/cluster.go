@@ -18,6 +18,13 @@
 // Default is the course's cluster: five nodes, ids 0–4, peer ports 15000,
 // 16000, 17000, 18000 and 19000 on localhost, and client ports one above
 // each peer port (15001, …, 19001).
+//
+// The package also holds what every node of a replicated KV cluster runs
+// and speaks: NodeMachine (a kvsm.Replica, the machine the simulator tests,
+// that also answers StatusRequests), Codec (kvsm's ReplicaCodec plus the
+// status messages) and the Raft timing of real clusters (RaftConfig).
+// cmd/kvserver hosts a NodeMachine on the runtime; kvclient talks to it.
+// See docs/cluster.md.
 package cluster
 
 import (

@@ -2,6 +2,11 @@
 // context-aware Get, Set and Delete over one TCP connection, using the
 // runtime's frames and the kvsm wire codec.
 //
+// Client talks to one server (the standalone server). Session talks to a
+// replicated cluster (kvserver -cluster): it finds the leader, retries,
+// and makes writes exactly-once with a client id and sequence numbers, the
+// protocol of the kvsm.Client machine. Bench load-tests either.
+//
 // A Client is safe for concurrent use. Requests are pipelined: each carries
 // an id, any number may be in flight, and responses are matched to callers
 // by id. A writer goroutine sends the frames queued by concurrent callers
