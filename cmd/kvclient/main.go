@@ -6,14 +6,16 @@
 //	kvclient [-addr ...] set KEY VALUE
 //	kvclient [-addr ...] delete KEY
 //	kvclient [-addr ...] bench [-c 64] [-d 10s] [-size 256] [-writes 0.5] [-keys 10000] [-pipeline 1]
-//	kvclient -cluster cluster.json get|set|delete|bench|status ...
+//	kvclient -cluster cluster.json [-machine] get|set|delete|bench|status ...
 //
 // get prints the value, or "(nil)" if the key is not set; set and delete
 // print "ok". With -cluster the client talks to a replicated cluster
 // (kvserver -cluster): it finds the leader itself and retries safely, each
 // write exactly once through a session (kvclient.Session); status prints
 // every node's role, term, commit and applied index. A write whose outcome
-// could not be learned before -timeout says so ("outcome unknown"). bench runs a closed-loop load and prints ops/s and latency
+// could not be learned before -timeout says so ("outcome unknown"). With
+// -machine, get/set/delete run the kvsm.Client machine — the client the
+// simulator tests — on the runtime host (kvclient.StartMachine). bench runs a closed-loop load and prints ops/s and latency
 // percentiles. Errors go to stderr as one line, with exit status 1.
 package main
 
@@ -31,6 +33,7 @@ import (
 
 	"github.com/flotilla-sim/flotilla/cluster"
 	"github.com/flotilla-sim/flotilla/kvclient"
+	"github.com/flotilla-sim/flotilla/kvsm"
 )
 
 const usage = `usage: kvclient [-addr localhost:12345] [-timeout 5s] COMMAND
@@ -42,7 +45,9 @@ commands:
                    closed-loop load: ops/s and p50/p99/max latency
   status           (-cluster only) every node's role, term, commit, applied
 With -cluster FILE (instead of -addr) the client talks to a replicated
-cluster: it finds the leader and retries, writes exactly once.
+cluster: it finds the leader and retries, writes exactly once. With
+-cluster, -machine runs get/set/delete through the kvsm.Client machine
+(the client the simulator tests) hosted on the runtime.
 `
 
 func main() {
@@ -56,6 +61,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	addr := fs.String("addr", "localhost:12345", "server address")
 	timeout := fs.Duration("timeout", 5*time.Second, "time limit for get/set/delete")
 	clusterFile := fs.String("cluster", "", "cluster file: talk to a replicated cluster instead of -addr")
+	useMachine := fs.Bool("machine", false, "with -cluster: run the kvsm.Client machine (the simulated client's code) on the runtime instead of kvclient.Session")
 	if err := fs.Parse(args); err != nil {
 		return 1
 	}
@@ -97,7 +103,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer cancel()
 	var out string
 	var err error
-	if cl != nil {
+	if cl != nil && *useMachine && cmd != "status" {
+		out, err = doMachine(ctx, cl, *timeout, cmd, rest)
+	} else if cl != nil {
 		out, err = doCluster(ctx, cl, cmd, rest)
 	} else {
 		out, err = do(ctx, *addr, cmd, rest)
@@ -199,4 +207,37 @@ func doCluster(ctx context.Context, cl *cluster.Cluster, cmd string, args []stri
 	default:
 		return "ok", s.Delete(ctx, args[0])
 	}
+}
+
+// doMachine runs one call through the kvsm.Client machine hosted on the
+// runtime.
+func doMachine(ctx context.Context, cl *cluster.Cluster, timeout time.Duration, cmd string, args []string) (string, error) {
+	mctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	m := kvclient.StartMachine(mctx, cl.Clients(), timeout*9/10, nil)
+	op := map[string]kvsm.Op{"get": kvsm.OpGet, "set": kvsm.OpSet, "delete": kvsm.OpDelete}[cmd]
+	var value []byte
+	if cmd == "set" {
+		value = []byte(args[1])
+	}
+	d, err := m.Do(ctx, op, args[0], value)
+	if err != nil {
+		if op != kvsm.OpGet {
+			return "", fmt.Errorf("%w: %w", kvclient.ErrUnknownOutcome, err)
+		}
+		return "", err
+	}
+	switch {
+	case d.Unknown && op == kvsm.OpGet:
+		return "", fmt.Errorf("no answer within %v", timeout)
+	case d.Unknown:
+		return "", kvclient.ErrUnknownOutcome
+	case d.Status == kvsm.StatusNotFound:
+		return "(nil)", nil
+	case d.Status != kvsm.StatusOK:
+		return "", &kvclient.ServerError{Status: d.Status, Msg: string(d.Result)}
+	case op == kvsm.OpGet:
+		return string(d.Result), nil
+	}
+	return "ok", nil
 }

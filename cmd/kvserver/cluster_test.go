@@ -362,17 +362,32 @@ func TestClusterBasic(t *testing.T) {
 			t.Fatalf("kvclient %v: exit %d, stdout %q, stderr %q; want %q", c.args, code, out, errOut, c.out)
 		}
 	}
+	// The same through the kvsm.Client machine hosted on the runtime.
+	for _, c := range []struct {
+		args []string
+		out  string
+	}{
+		{[]string{"set", "m", "machine"}, "ok\n"},
+		{[]string{"get", "m"}, "machine\n"},
+		{[]string{"delete", "m"}, "ok\n"},
+		{[]string{"get", "m"}, "(nil)\n"},
+	} {
+		out, errOut, code := client(t, append([]string{"-cluster", tc.file, "-machine"}, c.args...)...)
+		if code != 0 || out != c.out {
+			t.Fatalf("kvclient -machine %v: exit %d, stdout %q, stderr %q; want %q", c.args, code, out, errOut, c.out)
+		}
+	}
 	out, errOut, code := client(t, "-cluster", tc.file, "status")
 	if code != 0 || len(roleLine("leader").FindAllString(out, -1)) != 1 || len(roleLine("follower").FindAllString(out, -1)) != 2 {
 		t.Fatalf("status: exit %d, stderr %q, stdout:\n%s", code, errOut, out)
 	}
-	// Every node applied the three writes (plus the leader's no-op).
+	// Every node applied the five writes (plus the leader's no-op).
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		sts := tc.statuses()
 		ok := len(sts) == 3
 		for _, st := range sts {
-			ok = ok && st.Applied >= 3 && st.Applied == st.Commit
+			ok = ok && st.Applied >= 5 && st.Applied == st.Commit
 		}
 		if ok {
 			break
