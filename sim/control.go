@@ -87,7 +87,8 @@ func (s *Sim) crash(id NodeID, torn bool) {
 	n.held = nil
 }
 
-// Restart boots a crashed node with a fresh machine and its durable journal.
+// Restart boots a crashed node with a fresh machine and its durable journal,
+// handling its start event immediately.
 func (s *Sim) Restart(id NodeID) {
 	n := s.nodes[id]
 	if n.up {
@@ -96,7 +97,9 @@ func (s *Sim) Restart(id NodeID) {
 	n.up = true
 	n.m = s.cfg.New(id)
 	s.noteNode(id, "restart", "")
-	s.push(item{kind: itemStart, node: id, inc: n.inc})
+	// Boot at once, within the restart: anything already queued for this
+	// instant must find the machine started, never before its start event.
+	s.boot(n)
 }
 
 // Pause freezes node id: events for it wait until Resume.

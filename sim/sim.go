@@ -352,10 +352,7 @@ func (s *Sim) dispatch(it *item) bool {
 		if !n.up || it.inc != n.inc {
 			return false
 		}
-		// A fresh Boot each start: machines may keep it (and its Rand).
-		boot := &Boot{ID: n.id, Journal: n.durable, Rand: Stream(s.cfg.Seed, streamNode+uint64(n.id)<<16+uint64(n.inc))}
-		boot.Journal.Records = slices.Clip(n.durable.Records)
-		s.stepMachine(n, Event{Kind: EventStart, Boot: boot})
+		s.boot(n)
 		return true
 	case itemMessage:
 		return s.deliver(it)
@@ -388,6 +385,14 @@ func (s *Sim) dispatch(it *item) bool {
 		return true
 	}
 	return false
+}
+
+// boot starts node n's current machine with its durable journal.
+func (s *Sim) boot(n *node) {
+	// A fresh Boot each start: machines may keep it (and its Rand).
+	boot := &Boot{ID: n.id, Journal: n.durable, Rand: Stream(s.cfg.Seed, streamNode+uint64(n.id)<<16+uint64(n.inc))}
+	boot.Journal.Records = slices.Clip(n.durable.Records)
+	s.stepMachine(n, Event{Kind: EventStart, Boot: boot})
 }
 
 func (s *Sim) deliver(it *item) bool {

@@ -13,12 +13,14 @@ import (
 // probe is a test machine. On start it records its journal; when Period is
 // set it broadcasts a hello to every peer on a timer; it obeys cmd messages.
 type probe struct {
-	id     NodeID
-	n      int
-	period time.Duration
-	booted Journal
-	recv   []received
-	fired  []time.Duration // Event.Now of each timer firing
+	id      NodeID
+	n       int
+	period  time.Duration
+	booted  Journal
+	recv    []received
+	fired   []time.Duration // Event.Now of each timer firing
+	started bool
+	early   int // events handled before the start event
 }
 
 type received struct {
@@ -41,8 +43,12 @@ type cmd struct {
 }
 
 func (p *probe) Step(ev Event, out *Effects) {
+	if ev.Kind != EventStart && !p.started {
+		p.early++
+	}
 	switch ev.Kind {
 	case EventStart:
+		p.started = true
 		p.booted = ev.Boot.Journal
 		if p.period > 0 {
 			out.SetTimer("tick", p.period)
@@ -438,4 +444,19 @@ func TestGenerateFaultsHealsEverything(t *testing.T) {
 			t.Fatalf("network faults without heals: %v", starts)
 		}
 	})
+}
+
+// A message due at the very instant a node restarts reaches the new machine
+// after its start event, never before.
+func TestRestartBootsBeforeSameInstantMessages(t *testing.T) {
+	s := New(Config{Seed: 1, Nodes: 2, New: probes(2, 0)})
+	s.RunFor(time.Millisecond)
+	s.Crash(1)
+	s.Schedule([]Fault{{At: 5 * time.Millisecond, Kind: FaultRestart, Node: 1}})
+	s.InjectAt(5*time.Millisecond, 1, cmd{SendTo: -1})
+	s.RunFor(10 * time.Millisecond)
+	p := probeOf(s, 1)
+	if len(p.recv) != 1 || p.early != 0 {
+		t.Fatalf("restarted node got %d messages, %d before its start; want 1, 0", len(p.recv), p.early)
+	}
 }

@@ -4,6 +4,7 @@
 //	flotilla trace FILE -o OUT  export a trace to Perfetto (.json) or HTML (.html)
 //	flotilla check traffic      exhaustively explore the traffic controller
 //	flotilla demo traffic       run the traffic light for real on loopback
+//	flotilla cluster up|status|down  run a local replicated KV cluster
 //	flotilla echo serve|test    the framing echo check over real TCP
 //
 // Run "flotilla COMMAND -h" for a command's flags.
@@ -26,6 +27,7 @@ func commands() []command {
 		{"check", "exhaustively explore a system's state space (traffic)", checkMain},
 		{"demo", "run a system for real on loopback (traffic)", demoMain},
 		{"trace", "export a simulation trace to Perfetto (.json) or HTML (.html)", traceMain},
+		{"cluster", "start, inspect and stop a local replicated KV cluster (up | status | down)", clusterMain},
 		{"echo", "framing echo check over real TCP (serve | test)", echoMain},
 	}
 }

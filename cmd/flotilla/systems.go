@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/flotilla-sim/flotilla/kvsm/kvsim"
 	"github.com/flotilla-sim/flotilla/sim"
 	"github.com/flotilla-sim/flotilla/sim/pingpong"
 	"github.com/flotilla-sim/flotilla/trafficfsm/trafficsim"
@@ -29,6 +30,8 @@ type system struct {
 
 // systemList is every system flotilla sim knows.
 var systemList = []system{
+	{name: "kv", about: "replicated key-value store on Raft, histories checked with porcupine", defaultNodes: 5, minNodes: 3,
+		maxNodes: 9, base: kvsim.BaseNetwork, scenario: kvsim.Scenario},
 	{name: "pingpong", about: "the simulator's example machine", defaultNodes: 5, minNodes: 1,
 		base: pingpong.BaseNetwork, scenario: pingpong.Scenario},
 	{name: "traffic", about: "the traffic-light controller, lights and button", defaultNodes: 4, minNodes: 4, maxNodes: 4, defaultDuration: 30 * time.Minute,
@@ -36,6 +39,11 @@ var systemList = []system{
 }
 
 func systems() []system { return systemList }
+
+// The kv system numbers its clients after its replicas; -clients sets how many.
+func init() {
+	clientKnobs["kv"] = clientKnob{defaultClients: kvsim.DefaultClients, minClients: 1, scenario: kvsim.ScenarioClients}
+}
 
 func (s system) duration() time.Duration {
 	if s.defaultDuration == 0 {
