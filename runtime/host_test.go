@@ -231,10 +231,9 @@ func TestSpeedScalesTimersAndClock(t *testing.T) {
 // checks that the journal file already holds the record the machine
 // appended for that message: the durability rule.
 type checkingTransport struct {
-	n     int
-	wal   string
-	recSz int64
-	sent  chan int64
+	n    int
+	wal  string
+	sent chan int64
 }
 
 func (c *checkingTransport) Run(ctx context.Context, deliver func(sim.NodeID, sim.Message) bool) error {

@@ -416,8 +416,8 @@ func findBinaries(ctx context.Context, dir string, stderr io.Writer) (map[string
 	cmd.Stdout, cmd.Stderr = stderr, stderr
 	if err := cmd.Run(); err != nil {
 		cleanup()
-		return nil, nil, fmt.Errorf("binaries not found next to this executable, and building them failed (%w); "+
-			"install them with: go install github.com/flotilla-sim/flotilla/cmd/...", err)
+		return nil, nil, fmt.Errorf("binaries not found next to this executable, and building them failed (install them with "+
+			"'go install github.com/flotilla-sim/flotilla/cmd/...'): %w", err)
 	}
 	m, ok := lookIn(tmp)
 	if !ok {

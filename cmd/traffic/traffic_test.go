@@ -108,7 +108,7 @@ func (l *fakeLight) changes() []change {
 	var out []change
 	for _, d := range l.datagrams() {
 		if len(out) == 0 || out[len(out)-1].c != d.c {
-			out = append(out, change{d.at, d.c})
+			out = append(out, change(d))
 		}
 	}
 	return out

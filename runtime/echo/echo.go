@@ -67,8 +67,8 @@ func Serve(ctx context.Context, ln net.Listener, log *slog.Logger) error {
 				mu.Unlock()
 				c.Close()
 			}()
-			err := echoConn(c)
-			if err != nil && !errors.Is(err, io.EOF) && ctx.Err() == nil {
+			// echoConn returns only when the connection ends.
+			if err := echoConn(c); !errors.Is(err, io.EOF) && ctx.Err() == nil {
 				log.Info("echo connection closed", "remote", c.RemoteAddr(), "err", err)
 			}
 		}()
