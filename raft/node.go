@@ -820,19 +820,30 @@ func (n *Node) onAppendEntries(from sim.NodeID, m AppendEntries, out *sim.Effect
 	out.Send(from, AppendEntriesReply{Term: n.term, Success: true, Index: lastNew})
 }
 
-func (n *Node) onAppendEntriesReply(from sim.NodeID, m AppendEntriesReply, out *sim.Effects) {
+// replyFrom handles the term of a reply sent to a leader: a newer term makes
+// this node step down. It returns the sender's progress, marked active, only
+// while this node is still the leader of the reply's term; nil otherwise.
+func (n *Node) replyFrom(from sim.NodeID, term uint64, out *sim.Effects) *progress {
 	p := n.pr(from)
+	if p == nil {
+		return nil
+	}
+	if term > n.term {
+		n.becomeFollower(term, None, out)
+		return nil
+	}
+	if term < n.term || n.role != Leader {
+		return nil
+	}
+	p.active = true
+	return p
+}
+
+func (n *Node) onAppendEntriesReply(from sim.NodeID, m AppendEntriesReply, out *sim.Effects) {
+	p := n.replyFrom(from, m.Term, out)
 	if p == nil {
 		return
 	}
-	if m.Term > n.term {
-		n.becomeFollower(m.Term, None, out)
-		return
-	}
-	if m.Term < n.term || n.role != Leader {
-		return
-	}
-	p.active = true
 	if m.Success {
 		if m.Index > p.match || (m.Index == p.match && p.state == stateProbe) {
 			if m.Index > p.match {
@@ -908,18 +919,10 @@ func (n *Node) onHeartbeat(from sim.NodeID, m Heartbeat, out *sim.Effects) {
 }
 
 func (n *Node) onHeartbeatReply(from sim.NodeID, m HeartbeatReply, out *sim.Effects) {
-	p := n.pr(from)
+	p := n.replyFrom(from, m.Term, out)
 	if p == nil {
 		return
 	}
-	if m.Term > n.term {
-		n.becomeFollower(m.Term, None, out)
-		return
-	}
-	if m.Term < n.term || n.role != Leader {
-		return
-	}
-	p.active = true
 	if m.Seq > p.ackSeq {
 		p.ackSeq = m.Seq
 	}
