@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/flotilla-sim/flotilla/kvsm/kvsim"
+	"github.com/flotilla-sim/flotilla/raft/raftsim"
 	"github.com/flotilla-sim/flotilla/sim"
 	"github.com/flotilla-sim/flotilla/sim/pingpong"
 	"github.com/flotilla-sim/flotilla/trafficfsm/trafficsim"
@@ -34,6 +35,8 @@ var systemList = []system{
 		maxNodes: 9, base: kvsim.BaseNetwork, scenario: kvsim.Scenario},
 	{name: "pingpong", about: "the simulator's example machine", defaultNodes: 5, minNodes: 1,
 		base: pingpong.BaseNetwork, scenario: pingpong.Scenario},
+	{name: "raft", about: "Raft alone: proposals, reads and transfers under faults", defaultNodes: 5, minNodes: 3, maxNodes: 9,
+		base: raftsim.BaseNetwork, scenario: raftsim.Scenario},
 	{name: "traffic", about: "the traffic-light controller, lights and button", defaultNodes: 4, minNodes: 4, maxNodes: 4, defaultDuration: 30 * time.Minute,
 		base: trafficsim.BaseNetwork, scenario: trafficsim.Scenario},
 }
