@@ -15,7 +15,6 @@ type recorder struct {
 	index   map[string]uint64
 	err     error
 	count   int
-	reads   int
 }
 
 func newRecorder() *recorder {
@@ -35,8 +34,6 @@ type testApp struct {
 	n     uint64
 	hash  uint64
 	reads []uint64
-	// onRead, if set, checks a read that became ready.
-	onRead func(ctx uint64)
 }
 
 func (a *testApp) Apply(index uint64, data []byte) {
@@ -75,9 +72,6 @@ func (a *testApp) Restore(data []byte) {
 func (a *testApp) ReadReady(ctx uint64, ok bool) {
 	if ok {
 		a.reads = append(a.reads, ctx)
-		if a.onRead != nil {
-			a.onRead(ctx)
-		}
 	}
 }
 
@@ -106,7 +100,6 @@ type cluster struct {
 	rec    *recorder
 	n      int
 	nextID uint64
-	unwrap func(sim.Machine) *Node
 }
 
 type clusterOpt func(*sim.Config, *Config)
@@ -136,9 +129,6 @@ func newCluster(seed uint64, n int, opts ...clusterOpt) *cluster {
 func (c *cluster) node(id sim.NodeID) *Node {
 	if !c.s.Up(id) {
 		return nil
-	}
-	if c.unwrap != nil {
-		return c.unwrap(c.s.Machine(id))
 	}
 	r, _ := c.s.Machine(id).(*Node)
 	return r
@@ -207,20 +197,6 @@ func (c *cluster) commitOn(data string, limit time.Duration, ids ...sim.NodeID) 
 	return 0, fmt.Errorf("%q not committed within %v", data, limit)
 }
 
-// describe summarizes every node's state for failure messages.
-func (c *cluster) describe() string {
-	var b []byte
-	for i := range c.n {
-		r := c.node(sim.NodeID(i))
-		if r == nil {
-			b = fmt.Appendf(b, "[%d down] ", i)
-			continue
-		}
-		b = fmt.Appendf(b, "[%d %v t%d lead%d commit%d applied%d last%d/t%d snap%d] ", i, r.Role(), r.Term(), r.Leader(), r.Commit(), r.Applied(), r.LastIndex(), r.lastTerm(), r.SnapshotIndex())
-	}
-	return string(b)
-}
-
 func (c *cluster) appOf(id sim.NodeID) *testApp { return c.node(id).app.(*testApp) }
 
 // maxCommit is the highest commit index of any live node: a lower bound of
@@ -233,44 +209,4 @@ func (c *cluster) maxCommit() uint64 {
 		}
 	}
 	return m
-}
-
-// embedded is a machine that embeds a Node the way a replicated service
-// does: it serves Read messages itself through Node.ReadIndex and checks
-// each read is linearizable (the node has applied everything committed
-// anywhere when the read began), and hands everything else to the node.
-type embedded struct {
-	n      *Node
-	c      *cluster
-	starts map[uint64]uint64
-}
-
-func (e *embedded) Step(ev sim.Event, out *sim.Effects) {
-	if ev.Kind == sim.EventMessage {
-		if r, ok := ev.Msg.(Read); ok {
-			lb := e.c.maxCommit()
-			if e.n.ReadIndex(r.ID, out) {
-				e.starts[r.ID] = lb
-			}
-			return
-		}
-	}
-	e.n.Step(ev, out)
-}
-
-func (c *cluster) newEmbedded(id sim.NodeID, cfg Config) sim.Machine {
-	e := &embedded{c: c, starts: map[uint64]uint64{}}
-	cfg.NewApp = func() Application {
-		a := &testApp{id: id, rec: c.rec}
-		a.onRead = func(ctx uint64) {
-			if lb := e.starts[ctx]; e.n.Applied() < lb && c.rec.err == nil {
-				c.rec.err = fmt.Errorf("node %d: read %d served at applied %d, but %d was committed when it began", id, ctx, e.n.Applied(), lb)
-			}
-			delete(e.starts, ctx)
-			c.rec.reads++
-		}
-		return a
-	}
-	e.n = New(id, cfg)
-	return e
 }

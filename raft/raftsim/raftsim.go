@@ -36,6 +36,12 @@ const livenessID = 1 << 40
 // fault heals, a new proposal commits and is applied on every replica
 // within 10s.
 func Scenario(seed uint64, nodes int, plan sim.Plan, d time.Duration) sim.Config {
+	return ScenarioTuned(seed, nodes, plan, d, nil)
+}
+
+// ScenarioTuned is Scenario with tune, if not nil, called on the replicas'
+// raft configuration once it is drawn from the seed.
+func ScenarioTuned(seed uint64, nodes int, plan sim.Plan, d time.Duration, tune func(*raft.Config)) sim.Config {
 	rng := sim.Stream(seed, 99)
 	rc := raft.Config{
 		Peers:              make([]sim.NodeID, nodes),
@@ -54,6 +60,9 @@ func Scenario(seed uint64, nodes int, plan sim.Plan, d time.Duration) sim.Config
 	if rng.IntN(2) == 0 {
 		rc.MaxInflight = 1 + rng.IntN(4)
 		rc.MaxBatchEntries = 1 + rng.IntN(8)
+	}
+	if tune != nil {
+		tune(&rc)
 	}
 	c := &cluster{n: nodes, applied: map[uint64]string{}, index: map[string]uint64{}}
 	sc := sim.Config{Seed: seed, Nodes: nodes + 1, Codec: raft.Codec{}}
