@@ -18,7 +18,7 @@ import (
 func planRun(seed uint64, plan sim.Plan, faultPhase time.Duration) error {
 	const n = 5
 	noNoop := sim.Stream(seed, 97).IntN(4) == 0
-	cfg := raftsim.ScenarioTuned(seed, n, plan, faultPhase, func(c *raft.Config) { raft.SetNoNoop(c, noNoop) })
+	cfg := raftsim.ScenarioTuned(seed, n, 1, plan, faultPhase, func(c *raft.Config) { raft.SetNoNoop(c, noNoop) })
 	cfg.Checkers = append(cfg.Checkers, sim.Checker{
 		// A healthy cluster handles ~1,000-2,000 events per virtual
 		// second here; a message storm (say a leader and a follower

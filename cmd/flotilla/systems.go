@@ -43,9 +43,11 @@ var systemList = []system{
 
 func systems() []system { return systemList }
 
-// The kv system numbers its clients after its replicas; -clients sets how many.
+// The kv and raft systems number their clients after their replicas;
+// -clients sets how many.
 func init() {
 	clientKnobs["kv"] = clientKnob{defaultClients: kvsim.DefaultClients, minClients: 1, scenario: kvsim.ScenarioClients}
+	clientKnobs["raft"] = clientKnob{defaultClients: 1, minClients: 1, scenario: raftsim.ScenarioClients}
 }
 
 func (s system) duration() time.Duration {

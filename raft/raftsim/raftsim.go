@@ -21,11 +21,11 @@ import (
 var BaseNetwork = sim.Network{Delay: time.Millisecond, Jitter: time.Millisecond}
 
 // livenessID is the proposal ID of the liveness phase's proposals.
-const livenessID = 1 << 40
+const livenessID = 1 << 63
 
 // Scenario is the simulation of one seed: nodes raft replicas (ids
 // 0..nodes-1) with settings drawn from the seed (pre-vote, check-quorum,
-// snapshots, flow control), and a client (id nodes) that sends proposals,
+// snapshots, flow control), and one client (id nodes) that sends proposals,
 // reads and leadership transfers to random replicas during the fault phase
 // of length d, under plan (crashes and pauses hit replicas only).
 //
@@ -36,12 +36,18 @@ const livenessID = 1 << 40
 // fault heals, a new proposal commits and is applied on every replica
 // within 10s.
 func Scenario(seed uint64, nodes int, plan sim.Plan, d time.Duration) sim.Config {
-	return ScenarioTuned(seed, nodes, plan, d, nil)
+	return ScenarioTuned(seed, nodes, 1, plan, d, nil)
 }
 
-// ScenarioTuned is Scenario with tune, if not nil, called on the replicas'
-// raft configuration once it is drawn from the seed.
-func ScenarioTuned(seed uint64, nodes int, plan sim.Plan, d time.Duration, tune func(*raft.Config)) sim.Config {
+// ScenarioClients is Scenario with the given number of clients (ids nodes
+// to nodes+clients-1), each running the same kind of workload.
+func ScenarioClients(seed uint64, nodes, clients int, plan sim.Plan, d time.Duration) sim.Config {
+	return ScenarioTuned(seed, nodes, clients, plan, d, nil)
+}
+
+// ScenarioTuned is ScenarioClients with tune, if not nil, called on the
+// replicas' raft configuration once it is drawn from the seed.
+func ScenarioTuned(seed uint64, nodes, clients int, plan sim.Plan, d time.Duration, tune func(*raft.Config)) sim.Config {
 	rng := sim.Stream(seed, 99)
 	rc := raft.Config{
 		Peers:              make([]sim.NodeID, nodes),
@@ -65,12 +71,14 @@ func ScenarioTuned(seed uint64, nodes int, plan sim.Plan, d time.Duration, tune 
 		tune(&rc)
 	}
 	c := &cluster{n: nodes, applied: map[uint64]string{}, index: map[string]uint64{}}
-	sc := sim.Config{Seed: seed, Nodes: nodes + 1, Codec: raft.Codec{}}
+	sc := sim.Config{Seed: seed, Nodes: nodes + clients, Codec: raft.Codec{}}
 	plan.Faults.Targets = rc.Peers
 	plan.Apply(&sc, d)
 	sc.New = func(id sim.NodeID) sim.Machine {
-		if int(id) == nodes {
-			return &client{n: nodes, until: d, rng: sim.Stream(seed, 98)}
+		if k := int(id) - nodes; k >= 0 {
+			// Request IDs carry the client's number, so that two
+			// clients' reads never share one at a replica.
+			return &client{n: nodes, until: d, rng: sim.Stream(seed, 1000+uint64(k)), id: uint64(k) << 32}
 		}
 		return c.newReplica(id, rc)
 	}
@@ -96,7 +104,7 @@ func ScenarioTuned(seed uint64, nodes int, plan sim.Plan, d time.Duration, tune 
 }
 
 // Replica returns the raft node of replica id, or nil if it is down or id
-// is the client.
+// is a client.
 func Replica(s *sim.Sim, id sim.NodeID) *raft.Node {
 	if !s.Up(id) {
 		return nil
@@ -238,7 +246,7 @@ func (c *client) Step(ev sim.Event, out *sim.Effects) {
 		c.id++
 		switch k := c.rng.IntN(100); {
 		case k < 85:
-			out.Send(to, raft.Propose{ID: c.id, Data: fmt.Appendf(nil, "p%d", c.id)})
+			out.Send(to, raft.Propose{ID: c.id, Data: fmt.Appendf(nil, "p%x", c.id)})
 		case k < 97:
 			out.Send(to, raft.Read{ID: c.id})
 		default:

@@ -31,9 +31,9 @@ func sweepRun(seed uint64, phase time.Duration) error {
 // TestSimSweep sweeps Scenario: `go test ./raft/raftsim -run Sim` runs the
 // CI-sized set, -seeds=N a longer one, -seed=N replays one seed.
 func TestSimSweep(t *testing.T) {
-	seeds := 40
+	seeds := 100
 	if testing.Short() {
-		seeds = 10
+		seeds = 20
 	}
 	simtest.Sweep(t, seeds, func(seed uint64) error { return sweepRun(seed, 3*time.Second) })
 }
@@ -87,4 +87,13 @@ func TestDeterministic(t *testing.T) {
 	if a.Err != nil || a.Steps != b.Steps || a.Virtual != b.Virtual || a.Stats != b.Stats {
 		t.Errorf("runs differ or fail: %+v / %+v", a, b)
 	}
+}
+
+// TestSimClients sweeps a few seeds with three clients under every fault:
+// their reads must not be confused with one another at a replica.
+func TestSimClients(t *testing.T) {
+	simtest.Sweep(t, 6, func(seed uint64) error {
+		res := sim.New(ScenarioClients(seed, 3, 3, sim.AllFaults(BaseNetwork, 3), 2*time.Second)).Run()
+		return res.Err
+	})
 }
