@@ -139,14 +139,10 @@ func (p *TCPPeers) Run(ctx context.Context, deliver func(sim.NodeID, sim.Message
 	for {
 		c, err := p.ln.Accept()
 		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
-				return nil
+			if retry, err := acceptFailed(ctx, err); !retry {
+				return err
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
-			return fmt.Errorf("runtime: accept: %w", err)
+			continue
 		}
 		p.mu.Lock()
 		if ctx.Err() != nil {

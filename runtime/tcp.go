@@ -124,14 +124,10 @@ func (s *TCPServer) Run(ctx context.Context, deliver func(sim.NodeID, sim.Messag
 	for {
 		nc, err := s.ln.Accept()
 		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
-				return nil
+			if retry, err := acceptFailed(ctx, err); !retry {
+				return err
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
-			return fmt.Errorf("runtime: accept: %w", err)
+			continue
 		}
 		if tc, ok := nc.(*net.TCPConn); ok {
 			tc.SetNoDelay(true)
@@ -254,4 +250,18 @@ func (s *TCPServer) Flush() {
 		s.dirty[i] = nil
 	}
 	s.dirty = s.dirty[:0]
+}
+
+// acceptFailed sorts an Accept error for a serving loop: a timeout is
+// retried; a closed listener (or a cancelled ctx) ends the loop cleanly;
+// anything else ends it with the error.
+func acceptFailed(ctx context.Context, err error) (retry bool, _ error) {
+	if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+		return false, nil
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true, nil
+	}
+	return false, fmt.Errorf("runtime: accept: %w", err)
 }
