@@ -198,20 +198,12 @@ func (s *Sim) HealAll() {
 	}
 	clear(s.q.items[len(kept):])
 	s.q.items = kept
-	s.q.reheap()
+	s.q.heapify()
 	s.Heal()
 	s.SetNetwork(s.net.Calm())
 	for i := range s.nodes {
 		s.Resume(NodeID(i))
 		s.Restart(NodeID(i))
-	}
-}
-
-func (q *queue) reheap() {
-	items := q.items
-	q.items = make([]item, 0, len(items))
-	for _, it := range items {
-		q.push(it)
 	}
 }
 

@@ -61,23 +61,36 @@ func (q *queue) pop() item {
 	q.items[0] = q.items[last]
 	q.items[last] = item{} // release references for the collector
 	q.items = q.items[:last]
-	i, n := 0, last
+	q.down(0)
+	return top
+}
+
+// down restores the heap order below i.
+func (q *queue) down(i int) {
+	n := len(q.items)
 	for {
 		l := 2*i + 1
 		if l >= n {
-			break
+			return
 		}
 		m := l
 		if r := l + 1; r < n && q.less(r, l) {
 			m = r
 		}
 		if !q.less(m, i) {
-			break
+			return
 		}
 		q.items[i], q.items[m] = q.items[m], q.items[i]
 		i = m
 	}
-	return top
+}
+
+// heapify restores the heap order of the whole queue in place, after items
+// were removed from the middle.
+func (q *queue) heapify() {
+	for i := len(q.items)/2 - 1; i >= 0; i-- {
+		q.down(i)
+	}
 }
 
 func (q *queue) peek() *item { return &q.items[0] }

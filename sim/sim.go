@@ -180,7 +180,7 @@ func New(cfg Config) *Sim {
 		s.tracer = newTracer(cfg.Trace)
 	}
 	for i := range cfg.Nodes {
-		n := &node{id: NodeID(i), crashAt: []time.Duration{}}
+		n := &node{id: NodeID(i)}
 		if i < len(cfg.DriftPPM) {
 			n.drift = int64(max(-100_000, min(100_000, cfg.DriftPPM[i])))
 		}
@@ -569,11 +569,7 @@ func (s *Sim) roundTrip(m Message) Message {
 
 // Inject delivers m to node to, from External, at the current time. It
 // bypasses the network model.
-func (s *Sim) Inject(to NodeID, m Message) {
-	s.stats.Sent++
-	s.stats.InFlight++
-	s.push(item{kind: itemMessage, at: s.now, node: to, from: External, msg: m, sentAt: s.now, msgID: s.stats.Sent})
-}
+func (s *Sim) Inject(to NodeID, m Message) { s.InjectAt(s.now, to, m) }
 
 // InjectAt delivers m to node to, from External, at virtual time at.
 func (s *Sim) InjectAt(at time.Duration, to NodeID, m Message) {

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -394,15 +395,9 @@ func TestLivenessFailureIsReported(t *testing.T) {
 	res := New(Config{Seed: 1, Nodes: 1, New: func(NodeID) Machine { return silent{} }, Duration: time.Second,
 		Liveness: &Liveness{Name: "never", Within: time.Second, Cond: func(*Sim) bool { return false }}}).Run()
 	var f *Failure
-	if res.Err == nil || !asFailure(res.Err, &f) || f.Checker != "liveness never" {
+	if !errors.As(res.Err, &f) || f.Checker != "liveness never" {
 		t.Fatalf("got %v; want a liveness failure", res.Err)
 	}
-}
-
-func asFailure(err error, f **Failure) bool {
-	x, ok := err.(*Failure)
-	*f = x
-	return ok
 }
 
 func TestCheckerFailureStopsTheRun(t *testing.T) {
