@@ -11,4 +11,17 @@
 // delays, losses, duplicates, fault schedules, each node's own random
 // stream — is derived from it, and the event queue breaks ties by insertion
 // order, so the same seed and code give a byte-identical trace.
+//
+// The pieces, by file:
+//   - machine.go: the contract (Machine, Event, Effects, Journal, Codec);
+//   - sim.go, control.go: the engine (New, Step, RunFor, RunUntil, Run) and
+//     the faults a test can apply by hand (Crash, Partition, Pause, ...);
+//   - network.go, faults.go, plan.go: the fault models, generated schedules
+//     and swarm plans (SwarmPlan, AllFaults, ParsePlan);
+//   - trace.go, tracestate.go, determinism.go: JSON-lines traces, the running
+//     hash and CheckDeterminism;
+//   - explore.go: exhaustive breadth-first exploration of a machine's states;
+//   - shrink.go: shrinking a failing schedule to a minimal reproduction.
+//
+// Package sim/simtest adds the -seed and -seeds flags to test binaries.
 package sim
