@@ -399,7 +399,13 @@ func shrinkSeed(sys system, f *simFlags, seed uint64) string {
 	return b.String()
 }
 
-func writeRepro(path string, r sim.Repro) (err error) {
+func writeRepro(path string, r sim.Repro) error {
+	return writeFile(path, func(w io.Writer) error { return sim.WriteRepro(w, r) })
+}
+
+// writeFile creates path and fills it with write, reporting a failed Close
+// (a short write on a full disk) when write itself succeeded.
+func writeFile(path string, write func(io.Writer) error) (err error) {
 	file, err := os.Create(path)
 	if err != nil {
 		return err
@@ -409,7 +415,7 @@ func writeRepro(path string, r sim.Repro) (err error) {
 			err = cerr
 		}
 	}()
-	return sim.WriteRepro(file, r)
+	return write(file)
 }
 
 // replayFile runs the schedule of a reproduction file once (twice with

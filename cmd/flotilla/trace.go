@@ -104,17 +104,10 @@ func convertTrace(in, out, kind string, from, to time.Duration, opts traceview.H
 	if from > 0 || to > 0 {
 		tr = tr.Window(from, to)
 	}
-	w, err := os.Create(out)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if cerr := w.Close(); cerr != nil && err == nil {
-			err = cerr
+	return writeFile(out, func(w io.Writer) error {
+		if kind == "json" {
+			return traceview.WriteChrome(w, tr)
 		}
-	}()
-	if kind == "json" {
-		return traceview.WriteChrome(w, tr)
-	}
-	return traceview.WriteHTML(w, tr, opts)
+		return traceview.WriteHTML(w, tr, opts)
+	})
 }
