@@ -129,9 +129,22 @@ func do(ctx context.Context, addr, cmd string, args []string) (string, error) {
 		return "", err
 	}
 	defer c.Close()
+	return call(ctx, c, cmd, args)
+}
+
+// store is what both a kvclient.Client (one server) and a kvclient.Session
+// (a cluster) offer.
+type store interface {
+	Get(ctx context.Context, key string) ([]byte, bool, error)
+	Set(ctx context.Context, key string, value []byte) error
+	Delete(ctx context.Context, key string) error
+}
+
+// call runs get, set or delete on s and renders the answer.
+func call(ctx context.Context, s store, cmd string, args []string) (string, error) {
 	switch cmd {
 	case "get":
-		v, ok, err := c.Get(ctx, args[0])
+		v, ok, err := s.Get(ctx, args[0])
 		if err != nil {
 			return "", err
 		}
@@ -140,9 +153,9 @@ func do(ctx context.Context, addr, cmd string, args []string) (string, error) {
 		}
 		return string(v), nil
 	case "set":
-		return "ok", c.Set(ctx, args[0], []byte(args[1]))
+		return "ok", s.Set(ctx, args[0], []byte(args[1]))
 	default:
-		return "ok", c.Delete(ctx, args[0])
+		return "ok", s.Delete(ctx, args[0])
 	}
 }
 
@@ -190,23 +203,10 @@ func doCluster(ctx context.Context, cl *cluster.Cluster, cmd string, args []stri
 		return "", err
 	}
 	defer s.Close()
-	switch cmd {
-	case "status":
+	if cmd == "status" {
 		return kvclient.StatusTable(ctx, cl), nil
-	case "get":
-		v, ok, err := s.Get(ctx, args[0])
-		if err != nil {
-			return "", err
-		}
-		if !ok {
-			return "(nil)", nil
-		}
-		return string(v), nil
-	case "set":
-		return "ok", s.Set(ctx, args[0], []byte(args[1]))
-	default:
-		return "ok", s.Delete(ctx, args[0])
 	}
+	return call(ctx, s, cmd, args)
 }
 
 // doMachine runs one call through the kvsm.Client machine hosted on the
