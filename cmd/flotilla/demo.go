@@ -72,15 +72,8 @@ func demoRun(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	ewPort := fs.Int("ew-port", 10000, "UDP port of the East-West light")
 	nsPort := fs.Int("ns-port", 11000, "UDP port of the North-South light")
 	buttonPort := fs.Int("button-port", 12000, "UDP port the controller receives presses on")
-	if err := fs.Parse(args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() != 0 {
-		fmt.Fprintf(stderr, "flotilla demo: unexpected argument %q\n%s", fs.Arg(0), demoUsage)
-		return 2
+	if code, ok := parseNoArgs(fs, args[1:], stderr, "flotilla demo", demoUsage); !ok {
+		return code
 	}
 	if !(*speed > 0) {
 		fmt.Fprintf(stderr, "flotilla demo: -speed must be positive\n")
@@ -451,15 +444,8 @@ func checkRun(args []string, stdout, stderr io.Writer) int {
 	fs.Usage = func() { fmt.Fprint(stderr, checkUsage) }
 	step := fs.Duration("step", time.Second, "time one tick advances")
 	restarts := fs.Bool("restarts", false, "also restart the controller at any point")
-	if err := fs.Parse(args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() != 0 {
-		fmt.Fprintf(stderr, "flotilla check: unexpected argument %q\n%s", fs.Arg(0), checkUsage)
-		return 2
+	if code, ok := parseNoArgs(fs, args[1:], stderr, "flotilla check", checkUsage); !ok {
+		return code
 	}
 	if *step < time.Millisecond {
 		fmt.Fprintf(stderr, "flotilla check: -step must be at least 1ms\n")
@@ -492,4 +478,21 @@ func checkRun(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintln(stdout, "all properties hold")
 	return 0
+}
+
+// parseNoArgs parses flags that take no positional arguments. When it
+// returns ok false the command exits with code: 0 for -h, 2 for a bad flag
+// or a stray argument (reported on stderr with usage).
+func parseNoArgs(fs *flag.FlagSet, args []string, stderr io.Writer, name, usage string) (code int, ok bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0, false
+		}
+		return 2, false
+	}
+	if fs.NArg() != 0 {
+		fmt.Fprintf(stderr, "%s: unexpected argument %q\n%s", name, fs.Arg(0), usage)
+		return 2, false
+	}
+	return 0, true
 }
