@@ -53,6 +53,14 @@ func flags(bs ...bool) byte {
 
 func appendID(b []byte, id sim.NodeID) []byte { return binary.AppendUvarint(b, uint64(int64(id)+1)) }
 
+// appendReply appends the body ProposeReply and ReadReply share (ReadReply
+// converts to ProposeReply: their fields are the same).
+func appendReply(dst []byte, m ProposeReply) []byte {
+	dst = binary.AppendUvarint(dst, m.ID)
+	dst = append(dst, flags(m.OK))
+	return appendID(binary.AppendUvarint(dst, m.Index), m.Leader)
+}
+
 // Encode appends the encoding of m to dst.
 func (Codec) Encode(dst []byte, m sim.Message) ([]byte, error) {
 	u := binary.AppendUvarint
@@ -99,18 +107,12 @@ func (Codec) Encode(dst []byte, m sim.Message) ([]byte, error) {
 		dst = u(dst, uint64(len(m.Data)))
 		dst = append(dst, m.Data...)
 	case ProposeReply:
-		dst = append(dst, tagProposeReply)
-		dst = u(dst, m.ID)
-		dst = append(dst, flags(m.OK))
-		dst = appendID(u(dst, m.Index), m.Leader)
+		dst = appendReply(append(dst, tagProposeReply), m)
 	case Read:
 		dst = append(dst, tagRead)
 		dst = u(dst, m.ID)
 	case ReadReply:
-		dst = append(dst, tagReadReply)
-		dst = u(dst, m.ID)
-		dst = append(dst, flags(m.OK))
-		dst = appendID(u(dst, m.Index), m.Leader)
+		dst = appendReply(append(dst, tagReadReply), ProposeReply(m))
 	case TransferLeader:
 		dst = append(dst, tagTransferLeader)
 		dst = appendID(dst, m.To)
@@ -129,16 +131,22 @@ func (r *reader) id() sim.NodeID {
 	return sim.NodeID(int64(v) - 1)
 }
 
-func (r *reader) flags(max int) []bool {
+// flags reads a flags byte of up to two bits (max of them defined), as a
+// value so that decoding a message allocates nothing for it.
+func (r *reader) flags(max int) [2]bool {
 	f := r.byte1()
 	if f>>max != 0 {
 		r.err = errCorrupt
 	}
-	out := make([]bool, max)
-	for i := range out {
-		out[i] = f&(1<<i) != 0
-	}
-	return out
+	return [2]bool{f&1 != 0, f&2 != 0}
+}
+
+// reply reads the body ProposeReply and ReadReply share.
+func (r *reader) reply() ProposeReply {
+	v := ProposeReply{ID: r.uvarint()}
+	v.OK = r.flags(1)[0]
+	v.Index, v.Leader = r.uvarint(), r.id()
+	return v
 }
 
 // Decode parses one message. It rejects malformed input with an error and
@@ -187,17 +195,11 @@ func (Codec) Decode(b []byte) (sim.Message, error) {
 	case tagPropose:
 		m = Propose{ID: r.uvarint(), Data: r.bytes()}
 	case tagProposeReply:
-		v := ProposeReply{ID: r.uvarint()}
-		v.OK = r.flags(1)[0]
-		v.Index, v.Leader = r.uvarint(), r.id()
-		m = v
+		m = r.reply()
 	case tagRead:
 		m = Read{ID: r.uvarint()}
 	case tagReadReply:
-		v := ReadReply{ID: r.uvarint()}
-		v.OK = r.flags(1)[0]
-		v.Index, v.Leader = r.uvarint(), r.id()
-		m = v
+		m = ReadReply(r.reply())
 	case tagTransferLeader:
 		m = TransferLeader{To: r.id()}
 	default:
