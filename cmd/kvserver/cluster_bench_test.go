@@ -45,7 +45,7 @@ func BenchmarkCluster3(b *testing.B) {
 		clients, share := c.clients, c.share
 		b.Run(fmt.Sprintf("clients=%d/conns=%d", clients, clients/share), func(b *testing.B) {
 			tc := startClusterWith(b, 3, filepath.Join(benchBin, "kvserver"))
-			tc.leaderB(b, 10*time.Second)
+			tc.leader(10 * time.Second)
 			ctx := context.Background()
 			// Warm up: open sessions and connections.
 			if _, err := kvclient.Bench(ctx, kvclient.BenchConfig{Servers: tc.c.Clients(), Clients: clients, SessionsPerConn: share, Ops: 200, Size: 256, Writes: 1}); err != nil {

@@ -167,10 +167,6 @@ func (tc *testCluster) statuses() map[sim.NodeID]cluster.Status {
 	return out
 }
 
-func (tc *testCluster) leaderB(b *testing.B, within time.Duration) sim.NodeID {
-	return tc.leader(within)
-}
-
 // leader waits until a node leads.
 func (tc *testCluster) leader(within time.Duration) sim.NodeID {
 	tc.t.Helper()
@@ -512,15 +508,20 @@ func TestClusterPauseNode(t *testing.T) {
 	wait := h.load(tc, 4, stop)
 	time.Sleep(500 * time.Millisecond)
 	tc.signal(tc.nodes[old], syscall.SIGSTOP)
-	time.Sleep(1500 * time.Millisecond)
-	var newLeader sim.NodeID = -1
-	for id, st := range tc.statuses() {
-		if st.Role == raft.Leader {
-			newLeader = id
+	// Poll for the new leader rather than sleeping a guessed election time.
+	deadline := time.Now().Add(10 * time.Second)
+	for newLeader := sim.NodeID(-1); newLeader < 0; {
+		for id, st := range tc.statuses() {
+			if st.Role == raft.Leader && id != old {
+				newLeader = id
+			}
 		}
-	}
-	if newLeader < 0 || newLeader == old {
-		t.Fatalf("no new leader while node %d was stopped", old)
+		if newLeader < 0 && time.Now().After(deadline) {
+			t.Fatalf("no new leader while node %d was stopped", old)
+		}
+		if newLeader < 0 {
+			time.Sleep(50 * time.Millisecond)
+		}
 	}
 	tc.signal(tc.nodes[old], syscall.SIGCONT)
 	time.Sleep(1000 * time.Millisecond)
