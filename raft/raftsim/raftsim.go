@@ -276,12 +276,13 @@ func (c *cluster) liveness(seed uint64) *sim.Liveness {
 		leader = raft.None
 		term   uint64
 		at     time.Duration
+		live   = fmt.Sprint("live-", seed)
 	)
 	return &sim.Liveness{
 		Name:   "leader elected and a new proposal commits everywhere",
 		Within: 10 * time.Second,
 		Cond: func(s *sim.Sim) bool {
-			key := fmt.Sprint("live-", seed)
+			key := live
 			if idx, ok := c.index[key]; ok {
 				done := true
 				for i := range c.n {
