@@ -198,14 +198,14 @@ func bench(ctx context.Context, addr string, cl *cluster.Cluster, args []string,
 }
 
 func doCluster(ctx context.Context, cl *cluster.Cluster, cmd string, args []string) (string, error) {
+	if cmd == "status" {
+		return kvclient.StatusTable(ctx, cl), nil // asks each node itself: no session
+	}
 	s, err := kvclient.NewClusterSession(cl)
 	if err != nil {
 		return "", err
 	}
 	defer s.Close()
-	if cmd == "status" {
-		return kvclient.StatusTable(ctx, cl), nil
-	}
 	return call(ctx, s, cmd, args)
 }
 
