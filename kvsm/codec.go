@@ -243,6 +243,15 @@ func (r *reader) byte() byte {
 	return c
 }
 
+// header reads the three bytes that open a request or a response: the
+// tag (which must be tag), the op or status, and the flags.
+func (r *reader) header(tag byte, what string) (kind, flags byte) {
+	if r.byte() != tag {
+		r.fail("not a %s", what)
+	}
+	return r.byte(), r.byte()
+}
+
 func (r *reader) uvarint() uint64 {
 	if r.err != nil {
 		return 0
@@ -304,11 +313,8 @@ func own(parts ...*[]byte) {
 func DecodeRequest(b []byte) (Request, error) {
 	r := reader{b: b}
 	var q Request
-	if r.byte() != tagRequest {
-		r.fail("not a request")
-	}
-	q.Op = Op(r.byte())
-	flags := r.byte()
+	op, flags := r.header(tagRequest, "request")
+	q.Op = Op(op)
 	if r.err == nil && (q.Op < OpGet || q.Op > OpDelete) {
 		r.fail("bad op %d", q.Op)
 	}
@@ -337,11 +343,8 @@ func DecodeRequest(b []byte) (Request, error) {
 func DecodeResponse(b []byte) (Response, error) {
 	r := reader{b: b}
 	var p Response
-	if r.byte() != tagResponse {
-		r.fail("not a response")
-	}
-	p.Status = Status(r.byte())
-	flags := r.byte()
+	status, flags := r.header(tagResponse, "response")
+	p.Status = Status(status)
 	if r.err == nil && p.Status > maxStatus {
 		r.fail("bad status %d", p.Status)
 	}
