@@ -211,18 +211,12 @@ func (c *Client) roundTrip(ctx context.Context, enc func(dst []byte, id uint64) 
 // from concurrent callers share writes.
 func (c *Client) write(enc func(dst []byte) ([]byte, error)) error {
 	c.wmu.Lock()
-	start := len(c.wbuf)
-	b := append(c.wbuf, 0, 0, 0, 0)
-	b, err := enc(b)
-	if err != nil {
-		c.wbuf = b[:start]
-		c.wmu.Unlock()
-		return fmt.Errorf("kvclient: %w", err)
-	}
-	n := len(b) - start - runtime.FrameHeaderSize
-	b[start], b[start+1], b[start+2], b[start+3] = byte(n>>24), byte(n>>16), byte(n>>8), byte(n)
+	b, err := runtime.AppendFrameWith(c.wbuf, enc)
 	c.wbuf = b
 	c.wmu.Unlock()
+	if err != nil {
+		return fmt.Errorf("kvclient: %w", err)
+	}
 	select {
 	case c.kick <- struct{}{}:
 	default: // the writer is already due to run

@@ -36,6 +36,18 @@ func AppendFrame(dst, p []byte) []byte {
 	return append(dst, p...)
 }
 
+// AppendFrameWith appends a frame whose payload enc appends in place
+// (no copy of the payload). If enc fails, dst comes back as it was.
+func AppendFrameWith(dst []byte, enc func(dst []byte) ([]byte, error)) ([]byte, error) {
+	start := len(dst)
+	b, err := enc(append(dst, 0, 0, 0, 0))
+	if err != nil {
+		return dst, err
+	}
+	binary.BigEndian.PutUint32(b[start:], uint32(len(b)-start-FrameHeaderSize))
+	return b, nil
+}
+
 // WriteFrame writes p as one frame. Into a *bufio.Writer it copies without
 // allocating. Into anything else a small frame goes out in one write, and a
 // large one as the header and the payload in one vectored write, without

@@ -129,3 +129,26 @@ func TestFrameWriter(t *testing.T) {
 		t.Fatalf("FrameWriter wrote %q\nwant %q", out.Bytes(), want)
 	}
 }
+
+func TestAppendFrameWith(t *testing.T) {
+	dst := runtime.AppendFrame(nil, []byte("one"))
+	dst, err := runtime.AppendFrameWith(dst, func(b []byte) ([]byte, error) { return append(b, "two!"...), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := len(dst)
+	dst, err = runtime.AppendFrameWith(dst, func(b []byte) ([]byte, error) { return nil, errors.New("no") })
+	if err == nil || len(dst) != before {
+		t.Fatalf("failed encode: err %v, len %d, want an error and len %d", err, len(dst), before)
+	}
+	r := bytes.NewReader(dst)
+	for _, want := range []string{"one", "two!"} {
+		p, err := runtime.ReadFrame(r, nil, 0)
+		if err != nil || string(p) != want {
+			t.Fatalf("ReadFrame = %q, %v; want %q", p, err, want)
+		}
+	}
+	if r.Len() != 0 {
+		t.Fatalf("%d bytes left over", r.Len())
+	}
+}

@@ -269,15 +269,11 @@ func (p *TCPPeers) Send(to sim.NodeID, msg sim.Message) error {
 		return fmt.Errorf("runtime: node %d is not a peer", to)
 	}
 	start := len(po.pending)
-	po.pending = append(po.pending, 0, 0, 0, 0)
 	var err error
-	po.pending, err = p.cfg.Codec.Encode(po.pending, msg)
+	po.pending, err = AppendFrameWith(po.pending, func(dst []byte) ([]byte, error) { return p.cfg.Codec.Encode(dst, msg) })
 	if err != nil {
-		po.pending = po.pending[:start]
 		return fmt.Errorf("runtime: encode for node %d: %w", to, err)
 	}
-	n := len(po.pending) - start - FrameHeaderSize
-	binary.BigEndian.PutUint32(po.pending[start:], uint32(n))
 	if start == 0 {
 		p.dirty = append(p.dirty, po)
 	}

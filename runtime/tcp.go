@@ -213,22 +213,15 @@ func (s *TCPServer) Send(to sim.NodeID, msg sim.Message) error {
 		return fmt.Errorf("runtime: no connection for node %d", to)
 	}
 	start := len(c.pending)
-	c.pending = append(c.pending, 0, 0, 0, 0)
 	var err error
-	c.pending, err = s.codec.Encode(c.pending, msg)
+	c.pending, err = AppendFrameWith(c.pending, func(dst []byte) ([]byte, error) { return s.codec.Encode(dst, msg) })
 	if err != nil {
-		c.pending = c.pending[:start]
 		return fmt.Errorf("runtime: encode for node %d: %w", to, err)
 	}
-	n := len(c.pending) - start - FrameHeaderSize
-	if n > s.max {
+	if n := len(c.pending) - start - FrameHeaderSize; n > s.max {
 		c.pending = c.pending[:start]
 		return fmt.Errorf("runtime: %w: %d bytes for node %d", ErrFrameTooLarge, n, to)
 	}
-	c.pending[start] = byte(n >> 24)
-	c.pending[start+1] = byte(n >> 16)
-	c.pending[start+2] = byte(n >> 8)
-	c.pending[start+3] = byte(n)
 	if start == 0 {
 		s.dirty = append(s.dirty, c)
 	}
