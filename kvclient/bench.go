@@ -171,9 +171,9 @@ func Bench(ctx context.Context, cfg BenchConfig) (BenchResult, error) {
 			for take() {
 				key := keys[rng.IntN(len(keys))]
 				t0 := time.Now()
-				if rng.Float64() < cfg.Writes {
+				write := rng.Float64() < cfg.Writes
+				if write {
 					err = c.Set(runCtx, key, value)
-					w++
 				} else {
 					_, _, err = c.Get(runCtx, key)
 				}
@@ -181,6 +181,9 @@ func Bench(ctx context.Context, cfg BenchConfig) (BenchResult, error) {
 					break
 				}
 				my = append(my, time.Since(t0))
+				if write {
+					w++ // counted with its latency: Writes is a share of Ops
+				}
 			}
 			mu.Lock()
 			defer mu.Unlock()
