@@ -104,7 +104,7 @@ func (r *Replica) Step(ev sim.Event, out *sim.Effects) {
 	r.out = out
 	defer func() { r.out = nil }()
 	switch ev.Kind {
-	case sim.EventStart:
+	case sim.EventStart, sim.EventSynced:
 		r.node.Step(ev, out)
 	case sim.EventTimer:
 		if strings.HasPrefix(ev.Timer, raft.TimerPrefix) {

@@ -16,8 +16,12 @@
 // Term, vote and log entries are journaled (Effects.Append) in the same
 // event that changes them, and every such event asks for a sync, so by the
 // host's durability rule nothing that depends on them — a vote, an
-// acknowledgement, a leader counting itself — leaves before they are
-// durable. A restarted node replays its journal (see the record format in
+// acknowledgement — leaves before they are durable. The one exception is
+// the leader's replication: it sends new entries to the followers with
+// Effects.SendEarly while its own write is still syncing, and asks for an
+// EventSynced (Effects.NotifySynced) after which it counts its own copy
+// toward a quorum. A leader's write and its followers' thus overlap, and a
+// one-member cluster still commits nothing before it is durable. A restarted node replays its journal (see the record format in
 // journal.go); a compaction saves a journal snapshot holding the whole
 // durable state, so it can replace every record before it.
 //
@@ -26,7 +30,8 @@
 // Standalone, a Node is the machine: clients send Propose, Read and
 // TransferLeader messages and get ProposeReply / ReadReply back. Embedded,
 // another machine (a replicated key-value store, say) owns the Node, hands
-// it every raft message (IsMessage) and every timer named with TimerPrefix,
+// it every raft message (IsMessage), every timer named with TimerPrefix and
+// every EventSynced (the notifications are the Node's),
 // calls Propose, ReadIndex and TransferLeadership itself, and receives
 // committed entries through its Application (Apply, Snapshot, Restore, and
 // optionally ReadReady).

@@ -77,6 +77,7 @@ func TestFigure8CommitRule(t *testing.T) {
 	var out sim.Effects
 	n.term = 4
 	n.becomeLeader(&out)
+	n.synced(3, &out) // its no-op (index 3, term 4) is durable
 	n.prs[1].match, n.prs[2].match = 2, 2
 	n.maybeCommit(&out)
 	if n.Commit() != 0 {

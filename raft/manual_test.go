@@ -55,6 +55,9 @@ func (m *manual) step(id sim.NodeID, ev sim.Event) {
 		}
 		m.queue = append(m.queue, envelope{from: id, to: s.To, msg: msg})
 	}
+	if out.Notify { // writes are durable at once here
+		m.step(id, sim.Event{Kind: sim.EventSynced, Token: out.NotifyToken})
+	}
 }
 
 // fire fires a timer; for the election timer the clock first moves past

@@ -135,6 +135,8 @@ func (n *Node) Step(ev sim.Event, out *sim.Effects) {
 		n.timer(ev.Timer, out)
 	case sim.EventMessage:
 		n.message(ev.From, ev.Msg, out)
+	case sim.EventSynced:
+		n.synced(ev.Token, out)
 	}
 }
 
@@ -367,9 +369,10 @@ func (n *Node) becomeLeader(out *sim.Effects) {
 		p.inflight, p.inflightSize = p.inflight[:0], 0
 		p.active, p.ackSeq, p.lastProgress = false, 0, n.now
 	}
-	if n.cfg.noNoop {
-		n.prs[n.self].match = last
-	} else {
+	// The whole log is durable: the host synced it before the vote
+	// requests of the election this node just won left.
+	n.prs[n.self].match = last
+	if !n.cfg.noNoop {
 		n.appendLocal(EntryNoop, nil, out)
 	}
 	for i := range n.prs {
@@ -383,14 +386,35 @@ func (n *Node) becomeLeader(out *sim.Effects) {
 	}
 }
 
-// appendLocal appends one entry to the leader's log and makes it durable.
+// appendLocal appends one entry to the leader's log and starts writing it.
+// The leader counts its own copy toward a quorum only once the host says
+// the write is durable (synced); meanwhile it already sends the entry to
+// the followers (sendAppend uses SendEarly), so the leader's write and the
+// followers' run in parallel.
 func (n *Node) appendLocal(t EntryType, data []byte, out *sim.Effects) uint64 {
 	e := Entry{Index: n.lastIndex() + 1, Term: n.term, Type: t, Data: data}
 	n.ents = append(n.ents, e)
 	n.persistEntries(n.ents[len(n.ents)-1:], out)
-	n.prs[n.self].match = e.Index
-	n.maybeCommit(out)
+	out.NotifySynced(e.Index)
 	return e.Index
+}
+
+// synced handles the host's word that the log is durable up to index idx,
+// as of the event that appended entry idx. Only a leader cares, and only
+// for entries of its own term: notifications arrive in order, and every
+// one asked for before this node last won an election arrives before that
+// election's vote requests left, hence before it leads.
+func (n *Node) synced(idx uint64, out *sim.Effects) {
+	if n.role != Leader || n.self < 0 {
+		return
+	}
+	if t, ok := n.termAt(idx); !ok || t != n.term {
+		return
+	}
+	if p := &n.prs[n.self]; idx > p.match {
+		p.match = idx
+		n.maybeCommit(out)
+	}
 }
 
 // ---- leader: replication ----
@@ -435,7 +459,10 @@ func (n *Node) sendAppend(p *progress, out *sim.Effects) bool {
 	if hi > lo {
 		m.Entries = n.ents[lo:hi:hi]
 	}
-	out.Send(p.id, m)
+	// Early: nothing in m relies on the leader's own unsynced writes (its
+	// term was durable before it could win; its commit index counts only
+	// durable copies), so it need not wait for the leader's fsync.
+	out.SendEarly(p.id, m)
 	p.lastAppend = n.now
 	if p.state == stateReplicate {
 		if len(p.inflight) == 0 {
@@ -455,7 +482,7 @@ func (n *Node) sendSnapshot(p *progress, out *sim.Effects) {
 	p.state = stateSnapshot
 	p.pendingSnap = n.snapIndex
 	p.lastProgress = n.now
-	out.Send(p.id, InstallSnapshot{Term: n.term, Index: n.snapIndex, LastTerm: n.snapTerm, Data: n.snapData})
+	out.SendEarly(p.id, InstallSnapshot{Term: n.term, Index: n.snapIndex, LastTerm: n.snapTerm, Data: n.snapData})
 }
 
 func (n *Node) becomeReplicate(p *progress) {
@@ -496,7 +523,7 @@ func (n *Node) heartbeat(force bool, out *sim.Effects) {
 		}
 		p := &n.prs[i]
 		if force || p.state != stateReplicate || n.now-p.lastAppend >= n.cfg.HeartbeatInterval/2 {
-			out.Send(p.id, Heartbeat{Term: n.term, Commit: min(p.match, n.commit), Seq: n.hbSeq})
+			out.SendEarly(p.id, Heartbeat{Term: n.term, Commit: min(p.match, n.commit), Seq: n.hbSeq})
 		}
 		switch p.state {
 		case stateProbe:

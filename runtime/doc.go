@@ -10,11 +10,18 @@
 // Config.MaxBatch). After a batch the host executes the effects in the order
 // the durability rule needs:
 //
-//  1. journal records appended by the batch were written to the journal as
+//  1. the sends the machine marked early (sim.Effects.SendEarly) are handed
+//     to the transport at once;
+//  2. journal records appended by the batch were written to the journal as
 //     each event was handled; if any event of the batch sent a message or
 //     asked for a sync, the journal is fsync'd once (group commit);
-//  2. then the batch's sends are handed to the transport, which may coalesce
-//     them per peer (see Flusher).
+//  3. then the batch's other sends are handed to the transport, which may
+//     coalesce them per peer (see Flusher);
+//  4. last, the machine gets an EventSynced for each sim.Effects.NotifySynced
+//     of the batch, in order; these events form the next batch.
+//
+// A Raft leader thus sends its new entries to the followers while its own
+// fsync runs, so a write waits for about one fsync rather than two in a row.
 //
 // Timers are set and cancelled as each event is handled. Observations go to
 // Config.OnObserve and to the logger at debug level.

@@ -87,7 +87,10 @@ type host struct {
 	timers map[string]*timerEntry
 	gen    uint64
 	out    sim.Effects
+	early  []sim.Send // sends that need not wait for the batch's sync
 	sends  []sim.Send
+	notify []uint64 // tokens of EventSynced due after the batch's sync
+	spare  []uint64
 	sync   bool
 }
 
@@ -255,7 +258,16 @@ func (h *host) handle(ev sim.Event) error {
 	if out.Syncs() {
 		h.sync = true
 	}
-	h.sends = append(h.sends, out.Sends...)
+	for _, snd := range out.Sends {
+		if snd.Early {
+			h.early = append(h.early, snd)
+		} else {
+			h.sends = append(h.sends, snd)
+		}
+	}
+	if out.Notify {
+		h.notify = append(h.notify, out.NotifyToken)
+	}
 	return nil
 }
 
@@ -285,24 +297,47 @@ func (h *host) stopTimers() {
 	clear(h.timers)
 }
 
-// finishBatch makes the batch's journal writes durable if any event of the
-// batch needs it, then releases the batch's sends.
+// finishBatch ends a batch: it hands over the early sends, makes the
+// batch's journal writes durable if any event needs it, releases the other
+// sends, and then tells the machine of its completed syncs. Those
+// EventSynced events form the next batch, finished the same way.
 func (h *host) finishBatch() error {
-	if h.sync && h.cfg.Journal != nil {
-		if err := h.cfg.Journal.Sync(); err != nil {
-			return err
+	for {
+		h.release(h.early)
+		h.early = h.early[:0]
+		if h.sync && h.cfg.Journal != nil {
+			if err := h.cfg.Journal.Sync(); err != nil {
+				return err
+			}
+		}
+		h.sync = false
+		h.release(h.sends)
+		h.sends = h.sends[:0]
+		if len(h.notify) == 0 {
+			return nil
+		}
+		tokens := h.notify
+		h.notify, h.spare = h.spare[:0], tokens
+		for _, tok := range tokens {
+			if err := h.handle(sim.Event{Kind: sim.EventSynced, Token: tok}); err != nil {
+				return err
+			}
 		}
 	}
-	h.sync = false
-	for i, s := range h.sends {
+}
+
+// release hands sends to the transport and flushes it, clearing sends.
+func (h *host) release(sends []sim.Send) {
+	if len(sends) == 0 {
+		return
+	}
+	for i, s := range sends {
 		if err := h.cfg.Transport.Send(s.To, s.Msg); err != nil {
 			h.log.Debug("send dropped", "node", h.cfg.ID, "to", s.To, "err", err)
 		}
-		h.sends[i] = sim.Send{}
+		sends[i] = sim.Send{}
 	}
-	h.sends = h.sends[:0]
 	if f, ok := h.cfg.Transport.(Flusher); ok {
 		f.Flush()
 	}
-	return nil
 }

@@ -299,3 +299,87 @@ func TestJournalWrittenBeforeSends(t *testing.T) {
 		t.Fatalf("journal holds %d records, want %d", got, n)
 	}
 }
+
+// earlyJournaler appends a 10-byte record per message, sends "early N"
+// without waiting for it, and sends "synced N" once told it is durable.
+type earlyJournaler struct{ from sim.NodeID }
+
+func (m *earlyJournaler) Step(ev sim.Event, out *sim.Effects) {
+	switch ev.Kind {
+	case sim.EventMessage:
+		m.from = ev.From
+		out.Append([]byte(fmt.Sprintf("%10s", ev.Msg)))
+		out.SendEarly(ev.From, fmt.Sprint("early ", ev.Msg))
+		var i uint64
+		fmt.Sscan(ev.Msg.(string), &i)
+		out.NotifySynced(i)
+	case sim.EventSynced:
+		out.Send(m.from, fmt.Sprint("synced ", ev.Token))
+	}
+}
+
+// recordingTransport delivers n messages from node 7 and records each
+// send with the journal file's size at that moment.
+type recordingTransport struct {
+	checkingTransport
+	sends chan string
+}
+
+func (r *recordingTransport) Send(to sim.NodeID, msg sim.Message) error {
+	fi, err := os.Stat(r.wal)
+	if err != nil {
+		return err
+	}
+	r.sends <- msg.(string)
+	r.sent <- fi.Size()
+	return nil
+}
+
+func TestEarlySendsLeaveBeforeTheWriteAndSyncedAfter(t *testing.T) {
+	dir := t.TempDir()
+	j, err := runtime.OpenJournal(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 300
+	tr := &recordingTransport{checkingTransport{n: n, wal: filepath.Join(dir, runtime.WALFile), sent: make(chan int64, 2*n)}, make(chan string, 2*n)}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- runtime.Run(ctx, runtime.Config{Machine: &earlyJournaler{}, Transport: tr, Journal: j, Logger: quiet()})
+	}()
+	early, synced := 0, 0
+	for early < n || synced < n {
+		var msg string
+		var size int64
+		select {
+		case msg = <-tr.sends:
+			size = <-tr.sent
+		case <-ctx.Done():
+			t.Fatalf("only %d early and %d synced sends", early, synced)
+		}
+		// header 16 bytes, each record 8 + 10 bytes
+		switch msg {
+		case fmt.Sprint("early ", early):
+			if size >= int64(16+(early+1)*18) {
+				t.Fatalf("%q left after its record was written (journal at %d bytes)", msg, size)
+			}
+			early++
+		case fmt.Sprint("synced ", synced):
+			if synced >= early {
+				t.Fatalf("%q before %q", msg, fmt.Sprint("early ", synced))
+			}
+			if size < int64(16+(synced+1)*18) {
+				t.Fatalf("%q left with the journal at %d bytes, before its record", msg, size)
+			}
+			synced++
+		default:
+			t.Fatalf("send %q out of order (next early %d, next synced %d)", msg, early, synced)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -28,6 +28,9 @@ const (
 	EventMessage
 	// EventTimer fires a timer the machine set earlier.
 	EventTimer
+	// EventSynced tells the machine that the journal writes it had made
+	// when it called Effects.NotifySynced are durable.
+	EventSynced
 )
 
 func (k EventKind) String() string {
@@ -38,6 +41,8 @@ func (k EventKind) String() string {
 		return "recv"
 	case EventTimer:
 		return "timer"
+	case EventSynced:
+		return "synced"
 	}
 	return "unknown"
 }
@@ -54,6 +59,8 @@ type Event struct {
 	Msg  Message
 	// Timer is the name of the timer that fired, for EventTimer.
 	Timer string
+	// Token is the token passed to Effects.NotifySynced, for EventSynced.
+	Token uint64
 	// Boot is set for EventStart.
 	Boot *Boot
 }
@@ -101,10 +108,12 @@ type Machine interface {
 	Step(ev Event, out *Effects)
 }
 
-// Send is an effect: deliver Msg to node To.
+// Send is an effect: deliver Msg to node To. An Early send may leave
+// before the journal writes are durable (see Effects.SendEarly).
 type Send struct {
-	To  NodeID
-	Msg Message
+	To    NodeID
+	Msg   Message
+	Early bool
 }
 
 // TimerOp is an effect: set (After >= 0) or cancel (Cancel) the named timer.
@@ -125,8 +134,9 @@ type SnapshotOp struct {
 // Effects collects what a machine wants done in answer to one event. The
 // host executes them after Step returns, obeying the durability rule: every
 // journal write made so far is durable before any message in Sends leaves
-// the node. Appended records with neither a send nor a Sync in the same event
-// stay pending and are lost if the node crashes before a later sync.
+// the node, except the sends marked Early. Appended records with neither a
+// send nor a sync request in the same event stay pending and are lost if the
+// node crashes before a later sync.
 type Effects struct {
 	Sends        []Send
 	Timers       []TimerOp
@@ -134,10 +144,26 @@ type Effects struct {
 	Snapshot     *SnapshotOp
 	SyncRequest  bool
 	Observations []any
+	// Notify asks for an EventSynced carrying NotifyToken once every
+	// journal write made so far is durable.
+	Notify      bool
+	NotifyToken uint64
 }
 
-// Send asks the host to deliver m to node to.
+// Send asks the host to deliver m to node to once every journal write made
+// so far is durable.
 func (e *Effects) Send(to NodeID, m Message) { e.Sends = append(e.Sends, Send{To: to, Msg: m}) }
+
+// SendEarly asks the host to deliver m to node to without waiting for the
+// journal: m may leave, and arrive, before writes made so far are durable,
+// and still arrive if the node then crashes and loses them. It is for a
+// message whose receiver does not rely on the sender's durability — Raft's
+// leader sends its log entries to followers while it writes them itself, and
+// counts its own copy only once NotifySynced says it is durable. Everything
+// else uses Send.
+func (e *Effects) SendEarly(to NodeID, m Message) {
+	e.Sends = append(e.Sends, Send{To: to, Msg: m, Early: true})
+}
 
 // SetTimer sets the named timer to fire after d of the node's own clock,
 // replacing any timer of the same name.
@@ -161,6 +187,16 @@ func (e *Effects) Append(rec []byte) { e.Appends = append(e.Appends, rec) }
 // event sends nothing.
 func (e *Effects) Sync() { e.SyncRequest = true }
 
+// NotifySynced asks for every journal write so far to be made durable and
+// for an EventSynced with token to be delivered once it is. Notifications
+// arrive in the order they were asked for, each after the writes made before
+// it are durable, and never to a later incarnation of the node (a crash
+// loses them). A later call in the same event wins.
+func (e *Effects) NotifySynced(token uint64) {
+	e.SyncRequest = true
+	e.Notify, e.NotifyToken = true, token
+}
+
 // SaveSnapshot replaces the journal records below absolute index upTo with
 // data. It becomes durable with the next sync. A later call in the same
 // event wins.
@@ -174,7 +210,15 @@ func (e *Effects) Observe(o any) { e.Observations = append(e.Observations, o) }
 
 // Syncs reports whether the host must sync the journal after this event.
 func (e *Effects) Syncs() bool {
-	return e.SyncRequest || len(e.Sends) > 0
+	if e.SyncRequest {
+		return true
+	}
+	for i := range e.Sends {
+		if !e.Sends[i].Early {
+			return true
+		}
+	}
+	return false
 }
 
 // Reset empties e for reuse, keeping its buffers.
@@ -188,6 +232,7 @@ func (e *Effects) Reset() {
 	e.Snapshot = nil
 	e.SyncRequest = false
 	e.Observations = e.Observations[:0]
+	e.Notify, e.NotifyToken = false, 0
 }
 
 // Codec turns a protocol's messages into bytes and back. Decode must reject

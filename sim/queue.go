@@ -9,6 +9,7 @@ const (
 	itemMessage
 	itemTimer
 	itemSyncDone
+	itemSynced
 	itemFault
 )
 
@@ -19,7 +20,7 @@ type item struct {
 	seq      uint64 // insertion order: breaks ties deterministically
 	departAt time.Duration
 	sentAt   time.Duration // when the machine sent the message
-	msgID    uint64        // shared by a message's duplicates
+	msgID    uint64        // shared by a message's duplicates; a sync notification's token
 	msg      Message
 	node     NodeID // the node the item happens to
 	from     NodeID // message sender

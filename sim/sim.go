@@ -380,6 +380,17 @@ func (s *Sim) dispatch(it *item) bool {
 			n.applyDurable(b.ops)
 		}
 		return false
+	case itemSynced:
+		n := s.nodes[it.node]
+		if !n.up || it.inc != n.inc {
+			return false
+		}
+		if n.paused {
+			n.held = append(n.held, *it)
+			return false
+		}
+		s.stepMachine(n, Event{Kind: EventSynced, Token: it.msgID})
+		return true
 	case itemFault:
 		s.Apply(s.cfg.Faults[it.slot])
 		return true
@@ -477,11 +488,18 @@ func (s *Sim) execute(n *node, e *Effects) {
 		// Writes still syncing, this event's or earlier ones: messages wait.
 		departAt = n.lastDone
 	}
+	if e.Notify {
+		s.push(item{kind: itemSynced, at: departAt, node: n.id, inc: n.inc, msgID: e.NotifyToken})
+	}
 	for _, op := range e.Timers {
 		s.setTimer(n, op)
 	}
 	for _, snd := range e.Sends {
-		s.send(n.id, n.inc, snd.To, snd.Msg, departAt)
+		if snd.Early {
+			s.send(n.id, n.inc, snd.To, snd.Msg, s.now)
+		} else {
+			s.send(n.id, n.inc, snd.To, snd.Msg, departAt)
+		}
 	}
 	for _, o := range e.Observations {
 		s.obs = append(s.obs, Observation{At: s.now, Node: n.id, Value: o})

@@ -21,7 +21,8 @@ type probe struct {
 	recv    []received
 	fired   []time.Duration // Event.Now of each timer firing
 	started bool
-	early   int // events handled before the start event
+	early   int        // events handled before the start event
+	synced  []received // EventSynced: when, and the token in from
 }
 
 type received struct {
@@ -41,6 +42,8 @@ type cmd struct {
 	Snapshot uint64 // with SnapUpTo
 	SnapUpTo uint64
 	Timer    time.Duration
+	Early    bool   // the send to SendTo is SendEarly
+	Notify   uint64 // if not 0, NotifySynced with this token
 }
 
 func (p *probe) Step(ev Event, out *Effects) {
@@ -54,6 +57,8 @@ func (p *probe) Step(ev Event, out *Effects) {
 		if p.period > 0 {
 			out.SetTimer("tick", p.period)
 		}
+	case EventSynced:
+		p.synced = append(p.synced, received{at: ev.Now, msg: ev.Token})
 	case EventTimer:
 		p.fired = append(p.fired, ev.Now)
 		if ev.Timer == "tick" {
@@ -80,8 +85,13 @@ func (p *probe) Step(ev Event, out *Effects) {
 		if c.Sync {
 			out.Sync()
 		}
-		if c.SendTo >= 0 {
+		if c.SendTo >= 0 && c.Early {
+			out.SendEarly(c.SendTo, hello{From: p.id})
+		} else if c.SendTo >= 0 {
 			out.Send(c.SendTo, hello{From: p.id})
+		}
+		if c.Notify != 0 {
+			out.NotifySynced(c.Notify)
 		}
 		if c.Timer > 0 {
 			out.SetTimer("once", c.Timer)
@@ -296,6 +306,57 @@ func TestSyncLatencyHoldsMessagesAndCrashLosesBoth(t *testing.T) {
 			t.Errorf("crash %v after the write: durable records %d, messages delivered %d; want both %v",
 				tc.crashAfter, rec, got, tc.durable)
 		}
+	}
+}
+
+// An early send leaves at once while its event's write syncs; the
+// notification comes when the sync completes, and never if the node
+// crashes first, though the early message still arrives.
+func TestSendEarlyAndNotifySynced(t *testing.T) {
+	for _, crash := range []bool{false, true} {
+		s := New(Config{Seed: 1, Nodes: 2, New: probes(2, 0), SyncLatency: 5 * time.Millisecond})
+		s.RunFor(time.Millisecond)
+		s.Inject(0, cmd{Records: []string{"x"}, SendTo: 1, Early: true, Notify: 7})
+		s.RunFor(2 * time.Millisecond)
+		if got := len(probeOf(s, 1).recv); got != 1 {
+			t.Fatalf("crash=%v: %d messages delivered 2ms into a 5ms sync, want the early one", crash, got)
+		}
+		if crash {
+			s.Crash(0)
+			s.Restart(0)
+		}
+		s.RunFor(10 * time.Millisecond)
+		var want []received
+		if !crash {
+			want = []received{{at: 6 * time.Millisecond, msg: uint64(7)}}
+		}
+		if diff := cmp.Diff(want, probeOf(s, 0).synced, cmp.AllowUnexported(received{})); diff != "" {
+			t.Errorf("crash=%v: synced events (-want +got):\n%s", crash, diff)
+		}
+		if rec := len(s.Durable(0).Records); rec != len(want) {
+			t.Errorf("crash=%v: %d durable records, want %d", crash, rec, len(want))
+		}
+	}
+}
+
+// Notifications come in the order they were asked for, each once the
+// writes before it are durable (syncs overlap: each takes SyncLatency from
+// its request, and none completes before an earlier one), and a plain send
+// waits for every sync in progress.
+func TestNotificationsFollowTheSyncs(t *testing.T) {
+	s := New(Config{Seed: 1, Nodes: 2, New: probes(2, 0), SyncLatency: 5 * time.Millisecond})
+	s.RunFor(time.Millisecond)
+	s.Inject(0, cmd{Records: []string{"a"}, SendTo: -1, Notify: 1})
+	s.RunFor(time.Millisecond)
+	s.Inject(0, cmd{Records: []string{"b"}, SendTo: -1, Notify: 2})
+	s.Inject(0, cmd{SendTo: 1, Notify: 3})
+	s.RunFor(20 * time.Millisecond)
+	want := []received{{at: 6 * time.Millisecond, msg: uint64(1)}, {at: 7 * time.Millisecond, msg: uint64(2)}, {at: 7 * time.Millisecond, msg: uint64(3)}}
+	if diff := cmp.Diff(want, probeOf(s, 0).synced, cmp.AllowUnexported(received{})); diff != "" {
+		t.Errorf("synced events (-want +got):\n%s", diff)
+	}
+	if r := probeOf(s, 1).recv; len(r) != 1 || r[0].at != 7*time.Millisecond {
+		t.Errorf("plain send delivered %v, want once at 7ms (after both syncs)", r)
 	}
 }
 

@@ -18,8 +18,8 @@ import (
 // time it was sent, so viewers can draw it as an arrow from (from, sent) to
 // (node, t). Observations appear as "observe" fields of the event that made
 // them, in order; if any implements TraceStater, a "state" field follows
-// with the state the last of them announces. Kinds are start, recv, timer
-// (machine events), drop (a message lost on the way, with why), and notes:
+// with the state the last of them announces. Kinds are start, recv, timer,
+// synced (machine events; synced carries its token), drop (a message lost on the way, with why), and notes:
 // crash, restart, pause, resume, partition, block, clog, unclog, heal,
 // network, failure. Messages are printed with %+v, so message types should
 // be values without pointers for traces to be byte-identical across runs.
@@ -106,6 +106,8 @@ func (t *tracer) event(s *Sim, n *node, ev *Event) {
 		t.str("msg", fmt.Sprintf("%T%+v", ev.Msg, ev.Msg))
 	case EventTimer:
 		t.str("timer", ev.Timer)
+	case EventSynced:
+		t.num("token", int64(ev.Token))
 	case EventStart:
 		j := &ev.Boot.Journal
 		t.num("records", int64(len(j.Records)))

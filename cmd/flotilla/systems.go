@@ -31,11 +31,11 @@ type system struct {
 
 // systemList is every system flotilla sim knows.
 var systemList = []system{
-	{name: "kv", about: "replicated key-value store on Raft, histories checked with porcupine", defaultNodes: 5, minNodes: 3,
+	{name: "kv", about: "replicated key-value store on Raft, histories checked with porcupine", defaultNodes: 5, minNodes: 1,
 		maxNodes: 9, base: kvsim.BaseNetwork, scenario: kvsim.Scenario},
 	{name: "pingpong", about: "the simulator's example machine", defaultNodes: 5, minNodes: 1,
 		base: pingpong.BaseNetwork, scenario: pingpong.Scenario},
-	{name: "raft", about: "Raft alone: proposals, reads and transfers under faults", defaultNodes: 5, minNodes: 3, maxNodes: 9,
+	{name: "raft", about: "Raft alone: proposals, reads and transfers under faults", defaultNodes: 5, minNodes: 1, maxNodes: 9,
 		base: raftsim.BaseNetwork, scenario: raftsim.Scenario},
 	{name: "traffic", about: "the traffic-light controller, lights and button", defaultNodes: 4, minNodes: 4, maxNodes: 4, defaultDuration: 30 * time.Minute,
 		base: trafficsim.BaseNetwork, scenario: trafficsim.Scenario},

@@ -161,6 +161,8 @@ func buildHTMLData(tr *Trace, opts HTMLOptions) htmlData {
 			mark(e, markStart, fmt.Sprintf("node %d starts at %v with %d journal records (base %d)%s", n, e.T, e.Records, e.Base, eventDetail(e)))
 		case "timer":
 			mark(e, markTimer, fmt.Sprintf("node %d: timer %q fires at %v%s", n, e.Timer, e.T, eventDetail(e)))
+		case "synced":
+			mark(e, markTimer, fmt.Sprintf("node %d: journal writes durable at %v%s", n, e.T, eventDetail(e)))
 		case "recv", "drop":
 		default:
 			detail := fmt.Sprintf("%v %s", e.T, e.Kind)

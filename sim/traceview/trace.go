@@ -38,7 +38,7 @@ type Event struct {
 	// Node is the node the event happened to; sim.External for notes
 	// about the whole system (partitions, network changes, failures).
 	Node sim.NodeID
-	// Kind is start, recv, timer, drop, or a note: crash, restart, pause,
+	// Kind is start, recv, timer, synced, drop, or a note: crash, restart, pause,
 	// resume, partition, block, clog, unclog, heal, network, failure.
 	Kind string
 	// From, ID and Sent name the message of a recv or drop line.
@@ -62,7 +62,9 @@ type Event struct {
 func (e *Event) IsMessage() bool { return e.Kind == "recv" || e.Kind == "drop" }
 
 // IsMachine reports whether e is an event a machine handled.
-func (e *Event) IsMachine() bool { return e.Kind == "start" || e.Kind == "recv" || e.Kind == "timer" }
+func (e *Event) IsMachine() bool {
+	return e.Kind == "start" || e.Kind == "recv" || e.Kind == "timer" || e.Kind == "synced"
+}
 
 // Trace is a whole trace.
 type Trace struct {

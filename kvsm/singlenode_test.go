@@ -1,7 +1,6 @@
 package kvsm_test
 
 import (
-	"flag"
 	"testing"
 	"time"
 
@@ -10,20 +9,12 @@ import (
 	"github.com/flotilla-sim/flotilla/sim"
 )
 
-var raftBugs = flag.Bool("raftbugs", false, "run the tests of known raft issues (expected to fail until raft is fixed)")
-
-// TestRaftSingleNodeCommitBeforeSync is a known raft issue, reported rather
-// than fixed here: a one-member cluster commits (and applies) an entry the
-// moment it appends it, before the journal write is durable. If the node
-// crashes before the sync completes, the entry is gone after restart and a
-// different entry takes its index, which raft's own checker reports as a
-// committed entry that changed. No client can see it (the host holds every
-// reply until the sync completes), so clusters of three or more are
-// unaffected; with one member the checker fails. Run with -raftbugs.
-func TestRaftSingleNodeCommitBeforeSync(t *testing.T) {
-	if !*raftBugs {
-		t.Skip("known raft issue; run with -raftbugs")
-	}
+// TestRaftSingleNodeCommitsOnlyDurable: a one-member cluster commits (and
+// applies) an entry only once the journal write holding it is durable. The
+// node crashes after appending an entry but before its 5ms sync completes,
+// restarts, and takes a different entry at that index; raft's checker
+// fails the run if the lost entry had been committed.
+func TestRaftSingleNodeCommitsOnlyDurable(t *testing.T) {
 	s := sim.New(sim.Config{
 		Seed: 1, Nodes: 1, SyncLatency: 5 * time.Millisecond, Codec: kvsm.ReplicaCodec{},
 		New: func(id sim.NodeID) sim.Machine {
@@ -39,6 +30,9 @@ func TestRaftSingleNodeCommitBeforeSync(t *testing.T) {
 	}
 	s.Inject(0, set(1, 1, "k", "lost"))
 	s.Step()
+	if r := s.Machine(0).(*kvsm.Replica).Raft(); r.Commit() == r.LastIndex() {
+		t.Fatalf("entry %d committed before its write is durable", r.Commit())
+	}
 	s.Crash(0) // before the 5ms sync completes
 	s.Restart(0)
 	if err := s.RunUntil(func(s *sim.Sim) bool { return s.Up(0) && s.Machine(0).(*kvsm.Replica).IsLeader() }, time.Second); err != nil {
