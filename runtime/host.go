@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	goruntime "runtime"
 	"time"
 
 	"github.com/flotilla-sim/flotilla/sim"
@@ -303,8 +304,15 @@ func (h *host) stopTimers() {
 // EventSynced events form the next batch, finished the same way.
 func (h *host) finishBatch() error {
 	for {
+		early := len(h.early) > 0
 		h.release(h.early)
 		h.early = h.early[:0]
+		if early && h.sync && h.cfg.Journal != nil {
+			// The transport's writers were just woken on this processor;
+			// let them put the early sends on the wire before this
+			// goroutine blocks in fsync, still holding the processor.
+			goruntime.Gosched()
+		}
 		if h.sync && h.cfg.Journal != nil {
 			if err := h.cfg.Journal.Sync(); err != nil {
 				return err
