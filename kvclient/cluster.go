@@ -39,14 +39,17 @@ type ClusterConfig struct {
 	Pool *Pool
 }
 
+var errPoolClosed = errors.New("kvclient: pool closed")
+
 // Pool is a set of connections, one per server, that Sessions can share.
 // It is safe for concurrent use.
 type Pool struct {
 	servers map[sim.NodeID]string
 	dial    time.Duration
 
-	mu    sync.Mutex
-	conns map[sim.NodeID]*Client
+	mu     sync.Mutex
+	conns  map[sim.NodeID]*Client
+	closed bool
 }
 
 // NewPool returns an empty pool for servers; it dials on first use.
@@ -57,19 +60,36 @@ func NewPool(servers map[sim.NodeID]string) *Pool {
 // get returns the connection to server id, dialling it if needed.
 func (p *Pool) get(ctx context.Context, id sim.NodeID) (*Client, error) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if c, ok := p.conns[id]; ok {
+	c, ok := p.conns[id]
+	closed := p.closed
+	p.mu.Unlock()
+	if ok {
 		return c, nil
+	}
+	if closed {
+		return nil, errPoolClosed
 	}
 	addr, ok := p.servers[id]
 	if !ok {
 		return nil, fmt.Errorf("kvclient: no address for server %d", id)
 	}
+	// Dial without the lock: a server that is down must not stall the
+	// sessions talking to the others.
 	dctx, cancel := context.WithTimeout(ctx, p.dial)
 	defer cancel()
 	c, err := Dial(dctx, addr)
 	if err != nil {
 		return nil, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		c.Close()
+		return nil, errPoolClosed
+	}
+	if other, ok := p.conns[id]; ok { // another session dialled meanwhile
+		c.Close()
+		return other, nil
 	}
 	p.conns[id] = c
 	return c, nil
@@ -89,6 +109,7 @@ func (p *Pool) drop(id sim.NodeID, c *Client) {
 func (p *Pool) Close() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.closed = true
 	for id, c := range p.conns {
 		c.Close()
 		delete(p.conns, id)

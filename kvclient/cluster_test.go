@@ -169,3 +169,32 @@ func TestSessionUnknownOutcome(t *testing.T) {
 		t.Fatalf("after expiry: %+v (first client %d)", got, first)
 	}
 }
+
+// Sessions sharing a pool that dial one server at the same time end up on
+// one connection (the dials run outside the pool's lock, and the losers
+// close theirs); a closed pool dials nothing.
+func TestPoolSharesOneConnectionPerServer(t *testing.T) {
+	f := newFake(t, func(kvsm.Request, int) *kvsm.Response { return nil })
+	p := NewPool(map[sim.NodeID]string{0: f.ln.Addr().String()})
+	const n = 8
+	got := make(chan *Client, n)
+	for range n {
+		go func() {
+			c, err := p.get(context.Background(), 0)
+			if err != nil {
+				t.Error(err)
+			}
+			got <- c
+		}()
+	}
+	first := <-got
+	for range n - 1 {
+		if c := <-got; c != first {
+			t.Fatalf("two connections to one server: %p and %p", first, c)
+		}
+	}
+	p.Close()
+	if _, err := p.get(context.Background(), 0); !errors.Is(err, errPoolClosed) {
+		t.Fatalf("get on a closed pool = %v, want errPoolClosed", err)
+	}
+}
