@@ -204,6 +204,7 @@ func (p *TCPPeers) dialLoop(ctx context.Context, po *peerOut) {
 	for ctx.Err() == nil {
 		c, err := d.DialContext(ctx, "tcp", po.addr)
 		if err != nil {
+			p.log.Debug("dial to peer failed; retrying", "node", p.cfg.ID, "peer", po.id, "addr", po.addr, "backoff", backoff, "err", err)
 			select {
 			case <-ctx.Done():
 				return

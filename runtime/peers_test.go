@@ -1,10 +1,14 @@
 package runtime_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,21 +38,26 @@ func (g *gossip) Step(ev sim.Event, out *sim.Effects) {
 
 func TestTCPPeersCluster(t *testing.T) {
 	const n = 3
+	// Node 0 is not listening yet: reserve its address and free it.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr0 := l.Addr().String()
+	l.Close()
+	var logs logBuffer
 	ps := make([]*runtime.TCPPeers, n)
-	for i := range ps {
-		p, err := runtime.ListenTCPPeers(runtime.TCPPeersConfig{ID: sim.NodeID(i), Listen: "127.0.0.1:0", Codec: strCodec{}, Logger: quiet()})
+	for i := 1; i < n; i++ {
+		p, err := runtime.ListenTCPPeers(runtime.TCPPeersConfig{ID: sim.NodeID(i), Listen: "127.0.0.1:0", Codec: strCodec{},
+			Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 		if err != nil {
 			t.Fatal(err)
 		}
 		ps[i] = p
+		p.AddPeer(0, addr0)
 	}
-	for i, p := range ps {
-		for j, q := range ps {
-			if i != j {
-				p.AddPeer(sim.NodeID(j), q.Addr().String())
-			}
-		}
-	}
+	ps[1].AddPeer(2, ps[2].Addr().String())
+	ps[2].AddPeer(1, ps[1].Addr().String())
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	obs := make(chan any, 16)
@@ -57,11 +66,25 @@ func TestTCPPeersCluster(t *testing.T) {
 		errs <- runtime.Run(ctx, runtime.Config{ID: sim.NodeID(i), Machine: &gossip{n: n}, Transport: ps[i], Logger: quiet(),
 			OnObserve: func(o any) { obs <- o }})
 	}
-	// Node 0 starts late: the others' first dials fail and are retried,
-	// and their greetings wait in the queue meanwhile.
+	// Nodes 1 and 2 start first: their dials to node 0 fail and are
+	// retried, and their greetings wait in the queue meanwhile.
 	go run(1)
 	go run(2)
-	time.Sleep(100 * time.Millisecond) // let the first dials to node 0 fail; not a synchronization point
+	// Each of them has failed twice: the first dial and a retry.
+	for logs.count("dial to peer failed; retrying\" node=1 peer=0") < 2 || logs.count("dial to peer failed; retrying\" node=2 peer=0") < 2 {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the dials to the absent node were not retried; log:\n%s", logs.String())
+		case <-time.After(5 * time.Millisecond): // polling the log
+		}
+	}
+	ps[0], err = runtime.ListenTCPPeers(runtime.TCPPeersConfig{ID: 0, Listen: addr0, Codec: strCodec{}, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for j := 1; j < n; j++ {
+		ps[0].AddPeer(sim.NodeID(j), ps[j].Addr().String())
+	}
 	go run(0)
 	var got []string
 	for len(got) < n*(n-1) {
@@ -212,3 +235,23 @@ func TestCombineRoutesToClientsAndPeers(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// logBuffer collects log output from several goroutines.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func (l *logBuffer) count(s string) int { return strings.Count(l.String(), s) }
