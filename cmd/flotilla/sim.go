@@ -46,9 +46,12 @@ type clientKnob struct {
 // clientKnobs holds the knob of every system that has one, by system name.
 var clientKnobs = map[string]clientKnob{}
 
-func simMain(args []string) int {
+func simMain(args []string) int { return simRun(args, os.Stdout, os.Stderr) }
+
+func simRun(args []string, stdout, stderr io.Writer) int {
 	var f simFlags
 	fs := flag.NewFlagSet("flotilla sim", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	fs.StringVar(&f.system, "system", "pingpong", "system to simulate")
 	fs.IntVar(&f.nodes, "nodes", 0, "number of nodes (default: the system's)")
 	fs.IntVar(&f.seeds, "seeds", 1000, "number of seeds to sweep, starting at 1")
@@ -83,12 +86,12 @@ func simMain(args []string) int {
 		return 2
 	}
 	if err := f.validate(fs); err != nil {
-		fmt.Fprintln(os.Stderr, "flotilla sim:", err)
+		fmt.Fprintln(stderr, "flotilla sim:", err)
 		fs.Usage()
 		return 2
 	}
 	if f.replayPath != "" {
-		return replayFile(f, os.Stdout, os.Stderr)
+		return replayFile(f, stdout, stderr)
 	}
 	sys, _ := findSystem(f.system)
 	if f.nodes == 0 {
@@ -100,7 +103,7 @@ func simMain(args []string) int {
 	if k, ok := clientKnobs[sys.name]; ok && f.clients == 0 {
 		f.clients = k.defaultClients
 	}
-	return sweep(sys, f, os.Stdout, os.Stderr)
+	return sweep(sys, f, stdout, stderr)
 }
 
 func (f *simFlags) validate(fs *flag.FlagSet) error {

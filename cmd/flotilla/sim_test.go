@@ -111,6 +111,27 @@ func TestUsageErrors(t *testing.T) {
 	}
 }
 
+// A bad flag or value gets a one-line error and the usage, which lists
+// the systems, on stderr; -h gets the usage and exit 0.
+func TestSimUsageGoesToStderr(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		code int
+		err  string
+	}{
+		{[]string{"-system", "nope"}, 2, "flotilla sim: "},
+		{[]string{"-nodes", "x"}, 2, "invalid value"},
+		{[]string{"-h"}, 0, ""},
+	} {
+		var out, errOut bytes.Buffer
+		code := simRun(tc.args, &out, &errOut)
+		if code != tc.code || !strings.Contains(errOut.String(), tc.err) ||
+			!strings.Contains(errOut.String(), "usage: flotilla sim") || !strings.Contains(errOut.String(), "raft") || out.Len() != 0 {
+			t.Errorf("flotilla sim %q: exit %d, stdout %q, stderr:\n%s", tc.args, code, out.String(), errOut.String())
+		}
+	}
+}
+
 // withSystem registers a test system for the duration of a test.
 func withSystem(t *testing.T, sys system) {
 	t.Helper()
