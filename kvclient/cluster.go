@@ -169,7 +169,6 @@ func NewSession(cfg ClusterConfig) (*Session, error) {
 		s.ids = append(s.ids, id)
 	}
 	slices.Sort(s.ids)
-	s.newSession()
 	return s, nil
 }
 
@@ -178,12 +177,11 @@ func NewClusterSession(c *cluster.Cluster) (*Session, error) {
 	return NewSession(ClusterConfig{Servers: c.Clients()})
 }
 
-func (s *Session) newSession() {
-	s.client = s.rng.Uint64() | 1 // never 0: 0 means "no session"
-	s.seq = 0
-}
+// dropSession forgets the session; the next write opens a new one.
+func (s *Session) dropSession() { s.client, s.seq = 0, 0 }
 
-// ClientID is the session's current client id.
+// ClientID is the id of the session's current server-side session (0
+// before the first write, and after one expired).
 func (s *Session) ClientID() uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -244,10 +242,28 @@ func (s *Session) call(ctx context.Context, req kvsm.Request) (kvsm.Response, er
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	write := req.Op.IsWrite()
+	if write && s.client == 0 {
+		// Open a session first. Nothing is written yet, so a failure here
+		// leaves the outcome known: not applied. A retried open may leave
+		// a spare session behind on the servers; it expires.
+		open := kvsm.Request{Op: kvsm.OpOpen, Client: s.rng.Uint64() | 1}
+		resp, err := s.roundTrip(ctx, open, false)
+		if err != nil {
+			return resp, fmt.Errorf("opening a session: %w", err)
+		}
+		s.client, s.seq = resp.Session, 0
+	}
 	if write {
 		s.seq++
 		req.Client, req.Seq = s.client, s.seq
 	}
+	return s.roundTrip(ctx, req, write)
+}
+
+// roundTrip sends req until a server answers it, following redirects and
+// retrying with backoff. If write, an error after an attempt was sent
+// wraps ErrUnknownOutcome.
+func (s *Session) roundTrip(ctx context.Context, req kvsm.Request, write bool) (kvsm.Response, error) {
 	target := s.leader
 	if target < 0 {
 		target = s.ids[s.rng.IntN(len(s.ids))]
@@ -311,6 +327,9 @@ func (s *Session) call(ctx context.Context, req kvsm.Request) (kvsm.Response, er
 		switch resp.Status {
 		case kvsm.StatusOK, kvsm.StatusNotFound:
 			s.leader = target
+			if req.Op == kvsm.OpOpen && resp.Session == 0 {
+				return resp, fmt.Errorf("kvclient: server %d opened no session", target)
+			}
 			return resp, nil
 		case kvsm.StatusNotLeader:
 			last = fmt.Errorf("server %d: not leader", target)
@@ -327,8 +346,8 @@ func (s *Session) call(ctx context.Context, req kvsm.Request) (kvsm.Response, er
 			}
 		case kvsm.StatusSessionExpired:
 			// Nothing was done now, but an earlier attempt may have been:
-			// the outcome is unknown. Later calls use a fresh session.
-			s.newSession()
+			// the outcome is unknown. Later calls open a fresh session.
+			s.dropSession()
 			return kvsm.Response{}, fmt.Errorf("%w: %w", ErrUnknownOutcome, &ServerError{Status: resp.Status, Msg: string(resp.Value)})
 		default:
 			return kvsm.Response{}, &ServerError{Status: resp.Status, Msg: string(resp.Value)}

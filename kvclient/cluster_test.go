@@ -70,10 +70,34 @@ func (f *fakeServer) serve(c net.Conn) {
 	}
 }
 
+// requests returns the requests the server got, except session opens.
 func (f *fakeServer) requests() []kvsm.Request {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]kvsm.Request(nil), f.got...)
+	var rs []kvsm.Request
+	for _, r := range f.got {
+		if r.Op != kvsm.OpOpen {
+			rs = append(rs, r)
+		}
+	}
+	return rs
+}
+
+// withOpens answers session opens with ids 42, 43, ... and passes every
+// other request to answer, with the number of such requests before it.
+func withOpens(answer func(kvsm.Request, int) *kvsm.Response) func(kvsm.Request, int) *kvsm.Response {
+	var mu sync.Mutex
+	next, n := uint64(42), 0
+	return func(req kvsm.Request, _ int) *kvsm.Response {
+		mu.Lock()
+		defer mu.Unlock()
+		if req.Op == kvsm.OpOpen {
+			next++
+			return &kvsm.Response{Status: kvsm.StatusOK, Session: next - 1}
+		}
+		n++
+		return answer(req, n-1)
+	}
 }
 
 // A write is retried with the same client id and sequence number: first
@@ -83,12 +107,12 @@ func TestSessionRetriesWithSameSeq(t *testing.T) {
 	ok := &kvsm.Response{Status: kvsm.StatusOK}
 	var s0, s1, s2 *fakeServer
 	s0 = newFake(t, func(kvsm.Request, int) *kvsm.Response { return &kvsm.Response{Status: kvsm.StatusNotLeader, Leader: 1} })
-	s1 = newFake(t, func(_ kvsm.Request, n int) *kvsm.Response {
+	s1 = newFake(t, withOpens(func(_ kvsm.Request, n int) *kvsm.Response {
 		if n == 0 {
-			return nil // the first attempt here is lost: time out
+			return nil // the first write attempt here is lost: time out
 		}
 		return ok
-	})
+	}))
 	s2 = newFake(t, func(kvsm.Request, int) *kvsm.Response { return &kvsm.Response{Status: kvsm.StatusNotLeader, Leader: 1} })
 	servers := map[sim.NodeID]string{0: s0.ln.Addr().String(), 1: s1.ln.Addr().String(), 2: s2.ln.Addr().String()}
 	s, err := NewSession(ClusterConfig{Servers: servers, AttemptTimeout: 100 * time.Millisecond, BackoffMin: time.Millisecond, BackoffMax: 2 * time.Millisecond})
@@ -129,9 +153,19 @@ func TestSessionRetriesWithSameSeq(t *testing.T) {
 
 // A write whose answer never comes ends, at the context's deadline, with
 // ErrUnknownOutcome; a session-expired answer too, and the session then
-// starts over with a new client id at sequence number 1.
+// opens a new session and starts over at sequence number 1. A session that
+// could not even be opened wrote nothing: a plain error.
 func TestSessionUnknownOutcome(t *testing.T) {
-	silent := newFake(t, func(kvsm.Request, int) *kvsm.Response { return nil })
+	mute := newFake(t, func(kvsm.Request, int) *kvsm.Response { return nil })
+	s0, _ := NewSession(ClusterConfig{Servers: map[sim.NodeID]string{0: mute.ln.Addr().String()}, AttemptTimeout: 50 * time.Millisecond})
+	defer s0.Close()
+	ctx0, cancel0 := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel0()
+	if err := s0.Set(ctx0, "k", []byte("v")); err == nil || errors.Is(err, ErrUnknownOutcome) || len(mute.requests()) != 0 {
+		t.Fatalf("no session could be opened: %v (writes sent: %d)", err, len(mute.requests()))
+	}
+
+	silent := newFake(t, withOpens(func(kvsm.Request, int) *kvsm.Response { return nil }))
 	s, _ := NewSession(ClusterConfig{Servers: map[sim.NodeID]string{0: silent.ln.Addr().String()}, AttemptTimeout: 50 * time.Millisecond})
 	defer s.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
@@ -147,25 +181,25 @@ func TestSessionUnknownOutcome(t *testing.T) {
 		t.Fatalf("read from a silent server: %v", err)
 	}
 
-	expired := newFake(t, func(_ kvsm.Request, n int) *kvsm.Response {
+	expired := newFake(t, withOpens(func(_ kvsm.Request, n int) *kvsm.Response {
 		if n == 0 {
 			return &kvsm.Response{Status: kvsm.StatusSessionExpired}
 		}
 		return &kvsm.Response{Status: kvsm.StatusOK}
-	})
+	}))
 	s2, _ := NewSession(ClusterConfig{Servers: map[sim.NodeID]string{0: expired.ln.Addr().String()}})
 	defer s2.Close()
 	ctx3, cancel3 := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel3()
-	first := s2.ClientID()
 	if err := s2.Set(ctx3, "k", []byte("v")); !errors.Is(err, ErrUnknownOutcome) {
 		t.Fatalf("session expired: %v", err)
 	}
+	first := expired.requests()[0].Client
 	if err := s2.Set(ctx3, "k", []byte("w")); err != nil {
 		t.Fatal(err)
 	}
 	got := expired.requests()
-	if len(got) != 2 || got[1].Client == first || got[1].Seq != 1 {
+	if len(got) != 2 || first != 42 || got[1].Client != 43 || got[1].Seq != 1 {
 		t.Fatalf("after expiry: %+v (first client %d)", got, first)
 	}
 }

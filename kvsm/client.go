@@ -85,7 +85,13 @@ const (
 )
 
 type clientOp struct {
-	call      Call
+	call Call
+	// opening: the call is a write and the client has no session yet; it
+	// opens one (OpOpen with nonce) before sending the write itself, whose
+	// attempts have request ids from writeFrom on.
+	opening   bool
+	nonce     uint64
+	writeFrom uint64
 	seq       uint64
 	firstID   uint64 // request id of the first attempt
 	lastID    uint64 // request id of the latest attempt
@@ -103,8 +109,8 @@ type clientOp struct {
 // retried write is applied at most once and answered with its original
 // result.
 //
-// The session's client id is drawn from the machine's random stream at
-// start, so a restarted client opens a new session.
+// The client opens its session (OpOpen) before its first write, and again
+// after a session expired; a restarted client opens a new one.
 type Client struct {
 	cfg    ClientConfig
 	rand   *rand.Rand
@@ -150,7 +156,6 @@ func (c *Client) Step(ev sim.Event, out *sim.Effects) {
 	switch ev.Kind {
 	case sim.EventStart:
 		c.rand = ev.Boot.Rand
-		c.newSession()
 		if len(c.cfg.Servers) > 0 {
 			c.target = c.rand.IntN(len(c.cfg.Servers))
 		}
@@ -182,10 +187,8 @@ func (c *Client) Step(ev sim.Event, out *sim.Effects) {
 	}
 }
 
-func (c *Client) newSession() {
-	c.client = c.rand.Uint64() | 1
-	c.seq = 0
-}
+// dropSession forgets the session; the next write opens a new one.
+func (c *Client) dropSession() { c.client, c.seq = 0, 0 }
 
 // think schedules the workload's next call, if there is a workload.
 func (c *Client) think(out *sim.Effects) {
@@ -214,8 +217,12 @@ func (c *Client) next(out *sim.Effects) {
 	c.queue = c.queue[1:]
 	op := &clientOp{call: call, invoked: c.now}
 	if call.Op.IsWrite() {
-		c.seq++
-		op.seq = c.seq
+		if c.client == 0 {
+			op.opening, op.nonce = true, c.rand.Uint64()|1
+		} else {
+			c.seq++
+			op.seq = c.seq
+		}
 	}
 	c.cur = op
 	inv := Invoked{ID: call.ID, Op: call.Op, Key: call.Key, Value: call.Value, Seq: op.seq}
@@ -239,7 +246,10 @@ func (c *Client) attempt(out *sim.Effects) {
 	op.lastID = c.nextID
 	op.attempts++
 	req := Request{ID: c.nextID, Op: op.call.Op, Key: op.call.Key}
-	if op.call.Op == OpSet {
+	switch {
+	case op.opening:
+		req = Request{ID: c.nextID, Op: OpOpen, Client: op.nonce}
+	case op.call.Op == OpSet:
 		req.Value = op.call.Value
 	}
 	if op.seq != 0 {
@@ -277,8 +287,8 @@ func (c *Client) retryLater(out *sim.Effects) {
 
 func (c *Client) response(m Response, out *sim.Effects) {
 	op := c.cur
-	if op == nil || m.ID < op.firstID || m.ID > op.lastID {
-		return // an answer to an earlier call, or a duplicate
+	if op == nil || m.ID < op.firstID || m.ID > op.lastID || !op.opening && m.ID < op.writeFrom {
+		return // an answer to an earlier call or phase, or a duplicate
 	}
 	switch m.Status {
 	case StatusNotLeader:
@@ -297,8 +307,18 @@ func (c *Client) response(m Response, out *sim.Effects) {
 	case StatusSessionExpired:
 		// Whether an earlier attempt took effect is unknown; later writes
 		// need a new session.
-		c.newSession()
+		c.dropSession()
 		c.finish(Done{Status: m.Status, Unknown: true}, out)
+	case StatusOK:
+		if !op.opening {
+			c.finish(Done{Status: m.Status, Result: m.Value}, out)
+			return
+		}
+		// The session is open: now the write itself, at the same server.
+		c.client, c.seq = m.Session, 1
+		op.opening, op.seq, op.writeFrom = false, 1, c.nextID+1
+		op.failures, op.redirects = 0, 0
+		c.attempt(out)
 	default:
 		c.finish(Done{Status: m.Status, Result: m.Value}, out)
 	}

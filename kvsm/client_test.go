@@ -57,12 +57,31 @@ func (h *clientHarness) done() (kvsm.Done, bool) {
 	return kvsm.Done{}, false
 }
 
+// open expects the last step to have sent an OpOpen, answers it with
+// session id, and returns the write the client then sends (to the same
+// server) and the open request.
+func (h *clientHarness) open(id uint64) (sim.NodeID, kvsm.Request, kvsm.Request) {
+	h.t.Helper()
+	to, req := h.sent()
+	if req.Op != kvsm.OpOpen || req.Client == 0 || req.Seq != 0 {
+		h.t.Fatalf("want an open with a nonce, sent %+v", req)
+	}
+	h.step(sim.Event{Kind: sim.EventMessage, From: to, Msg: kvsm.Response{ID: req.ID, Status: kvsm.StatusOK, Session: id}})
+	to2, w := h.sent()
+	if to2 != to || w.Client != id || w.Seq != 1 {
+		h.t.Fatalf("after opening session %d at %d sent %+v to %d", id, to, w, to2)
+	}
+	return to2, w, req
+}
+
 func TestClientFollowsRedirectsAndRetriesWithSameSession(t *testing.T) {
 	h := newClientHarness(t, kvsm.ClientConfig{Servers: []sim.NodeID{0, 1, 2}, Timeout: 100 * time.Millisecond})
 	h.step(sim.Event{Kind: sim.EventMessage, From: sim.External, Msg: kvsm.Call{ID: 5, Op: kvsm.OpSet, Key: []byte("k"), Value: []byte("v")}})
-	to, req := h.sent()
-	if req.Client == 0 || req.Seq != 1 {
-		t.Fatalf("first write without a session: %+v", req)
+	to, req, openReq := h.open(42)
+	// A duplicate answer to the open is not an answer to the write.
+	h.step(sim.Event{Kind: sim.EventMessage, From: to, Msg: kvsm.Response{ID: openReq.ID, Status: kvsm.StatusOK, Session: 42}})
+	if _, ok := h.done(); ok || len(h.out.Sends) != 0 {
+		t.Fatalf("a duplicate open answer acted on: %+v", h.out)
 	}
 	// Redirected to the leader: the very next attempt goes there.
 	leader := (to + 1) % 3
@@ -87,7 +106,7 @@ func TestClientFollowsRedirectsAndRetriesWithSameSession(t *testing.T) {
 	// A late answer to the first attempt still completes the call.
 	h.step(sim.Event{Kind: sim.EventMessage, From: to, Msg: kvsm.Response{ID: req.ID, Status: kvsm.StatusOK}})
 	d, ok := h.done()
-	if !ok || d.ID != 5 || d.Status != kvsm.StatusOK || d.Attempts != 3 || d.Unknown {
+	if !ok || d.ID != 5 || d.Status != kvsm.StatusOK || d.Attempts != 4 || d.Unknown {
 		t.Fatalf("done = %+v, %v", d, ok)
 	}
 	// The next write continues the session.
@@ -128,15 +147,14 @@ func TestClientBackoffGrowsAndIsCapped(t *testing.T) {
 func TestClientSessionExpiredEndsCallUnknown(t *testing.T) {
 	h := newClientHarness(t, kvsm.ClientConfig{Servers: []sim.NodeID{0}})
 	h.step(sim.Event{Kind: sim.EventMessage, Msg: kvsm.Call{ID: 1, Op: kvsm.OpSet, Key: []byte("k"), Value: []byte("1")}})
-	_, first := h.sent()
+	_, first, _ := h.open(42)
 	h.step(sim.Event{Kind: sim.EventMessage, Msg: kvsm.Response{ID: first.ID, Status: kvsm.StatusSessionExpired}})
 	if d, ok := h.done(); !ok || !d.Unknown {
 		t.Fatalf("done = %+v, %v; want an unknown outcome", d, ok)
 	}
+	// The next write opens a new session first.
 	h.step(sim.Event{Kind: sim.EventMessage, Msg: kvsm.Call{ID: 2, Op: kvsm.OpSet, Key: []byte("k"), Value: []byte("2")}})
-	if _, req := h.sent(); req.Client == first.Client || req.Seq != 1 {
-		t.Fatalf("after expiry sent %+v; want a new session at seq 1", req)
-	}
+	h.open(43)
 }
 
 func TestClientGivesUp(t *testing.T) {

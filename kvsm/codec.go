@@ -16,7 +16,15 @@ const (
 	OpGet    Op = 1
 	OpSet    Op = 2
 	OpDelete Op = 3
+	// OpOpen opens an exactly-once session on a replicated server (see
+	// State); it carries no key. Its Client field is a random nonce that
+	// tells the client's own open apart from others', and the answer
+	// carries the new session's id in Response.Session.
+	OpOpen Op = 4
 )
+
+// maxOp is the highest op the codec knows.
+const maxOp = OpOpen
 
 func (o Op) String() string {
 	switch o {
@@ -26,6 +34,8 @@ func (o Op) String() string {
 		return "set"
 	case OpDelete:
 		return "delete"
+	case OpOpen:
+		return "open"
 	}
 	return fmt.Sprintf("op(%d)", uint8(o))
 }
@@ -97,13 +107,15 @@ type Response struct {
 	// Leader is the redirect hint of StatusNotLeader (-1: unknown); it is
 	// not encoded with any other status.
 	Leader sim.NodeID
+	// Session is the id of the session an OpOpen opened (0: none).
+	Session uint64
 }
 
 // Wire format. All integers are unsigned varints (encoding/binary Uvarint)
 // unless noted; byte strings are a varint length followed by the bytes.
 //
 //	Request:  'Q' | op u8 | flags u8 | id | [client | seq if flags&1] | key | [value if op == set]
-//	Response: 'R' | status u8 | flags u8 | id | [value if flags&2] | [leader+1 if flags&4]
+//	Response: 'R' | status u8 | flags u8 | id | [value if flags&2] | [leader+1 if flags&4] | [session if flags&8]
 //
 // flags&4 is set exactly when the status is StatusNotLeader.
 // Unknown flag bits, unknown ops, over-limit lengths and trailing bytes are
@@ -115,6 +127,7 @@ const (
 	flagSession  = 1 << 0
 	flagHasValue = 1 << 1
 	flagLeader   = 1 << 2
+	flagSessID   = 1 << 3
 )
 
 // Codec is the sim.Codec for Request and Response messages (values or
@@ -155,8 +168,11 @@ func (Codec) Decode(b []byte) (sim.Message, error) {
 
 // AppendRequest appends the encoding of r to dst.
 func AppendRequest(dst []byte, r *Request) ([]byte, error) {
-	if r.Op < OpGet || r.Op > OpDelete {
+	if r.Op < OpGet || r.Op > maxOp {
 		return dst, fmt.Errorf("kvsm: bad op %d", r.Op)
+	}
+	if r.Op == OpOpen && len(r.Key) != 0 {
+		return dst, errors.New("kvsm: open request with a key")
 	}
 	if len(r.Key) > MaxKey {
 		return dst, fmt.Errorf("kvsm: key of %d bytes exceeds %d", len(r.Key), MaxKey)
@@ -202,6 +218,9 @@ func AppendResponse(dst []byte, r *Response) ([]byte, error) {
 	if r.Status == StatusNotLeader {
 		flags |= flagLeader
 	}
+	if r.Session != 0 {
+		flags |= flagSessID
+	}
 	dst = append(dst, tagResponse, byte(r.Status), flags)
 	dst = binary.AppendUvarint(dst, r.ID)
 	if r.Value != nil {
@@ -209,6 +228,9 @@ func AppendResponse(dst []byte, r *Response) ([]byte, error) {
 	}
 	if flags&flagLeader != 0 {
 		dst = binary.AppendUvarint(dst, uint64(int64(r.Leader)+1))
+	}
+	if flags&flagSessID != 0 {
+		dst = binary.AppendUvarint(dst, r.Session)
 	}
 	return dst, nil
 }
@@ -315,7 +337,7 @@ func DecodeRequest(b []byte) (Request, error) {
 	var q Request
 	op, flags := r.header(tagRequest, "request")
 	q.Op = Op(op)
-	if r.err == nil && (q.Op < OpGet || q.Op > OpDelete) {
+	if r.err == nil && (q.Op < OpGet || q.Op > maxOp) {
 		r.fail("bad op %d", q.Op)
 	}
 	if flags&^flagSession != 0 {
@@ -327,6 +349,9 @@ func DecodeRequest(b []byte) (Request, error) {
 		q.Seq = r.uvarint()
 	}
 	q.Key = r.bytes(MaxKey, "key")
+	if q.Op == OpOpen && len(q.Key) != 0 {
+		r.fail("open request with a key")
+	}
 	if q.Op == OpSet {
 		q.Value = r.bytes(MaxValue, "value")
 	}
@@ -348,7 +373,7 @@ func DecodeResponse(b []byte) (Response, error) {
 	if r.err == nil && p.Status > maxStatus {
 		r.fail("bad status %d", p.Status)
 	}
-	if flags&^(flagHasValue|flagLeader) != 0 {
+	if flags&^(flagHasValue|flagLeader|flagSessID) != 0 {
 		r.fail("unknown response flags %#x", flags)
 	}
 	if r.err == nil && (flags&flagLeader != 0) != (p.Status == StatusNotLeader) {
@@ -364,6 +389,12 @@ func DecodeResponse(b []byte) (Response, error) {
 			r.fail("leader hint %d out of range", l)
 		}
 		p.Leader = sim.NodeID(int64(l) - 1)
+	}
+	if flags&flagSessID != 0 {
+		p.Session = r.uvarint()
+		if r.err == nil && p.Session == 0 {
+			r.fail("session id 0")
+		}
 	}
 	r.end()
 	if r.err != nil {

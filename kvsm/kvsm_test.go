@@ -119,6 +119,9 @@ func TestCodecRoundTrip(t *testing.T) {
 		if rapid.Bool().Draw(t, "hasValue") {
 			resp.Value = rapid.SliceOfN(rapid.Byte(), 0, 8).Draw(t, "value")
 		}
+		if rapid.Bool().Draw(t, "hasSession") {
+			resp.Session = rapid.Uint64Min(1).Draw(t, "session")
+		}
 		b, err = c.Encode(b[:0], &resp)
 		if err != nil {
 			t.Fatal(err)
@@ -130,6 +133,14 @@ func TestCodecRoundTrip(t *testing.T) {
 		// nil and empty values differ on the wire: compare exactly.
 		if diff := cmp.Diff(resp, got); diff != "" {
 			t.Fatalf("response round trip (-want +got):\n%s", diff)
+		}
+		open := kvsm.Request{ID: rapid.Uint64().Draw(t, "openID"), Op: kvsm.OpOpen, Client: rapid.Uint64().Draw(t, "nonce")}
+		b, err = c.Encode(b[:0], open)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err = c.Decode(b); err != nil || !cmp.Equal(open, got, cmpopts.EquateEmpty()) {
+			t.Fatalf("open round trip: %+v, %v; want %+v", got, err, open)
 		}
 	})
 }
@@ -146,6 +157,8 @@ func TestCodecRejects(t *testing.T) {
 		"unknown flags": {'Q', 1, 0x80, 0, 0},
 		"huge key":      {'Q', 1, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f},
 		"bad status":    {'R', 9, 0, 0},
+		"open with key": {'Q', 4, 0, 0, 1, 'k'},
+		"session 0":     {'R', 0, 8, 0, 0},
 	} {
 		if m, err := c.Decode(b); err == nil {
 			t.Errorf("%s: decoded %+v", name, m)
@@ -168,6 +181,8 @@ func fuzzSeeds(f *testing.F) {
 		kvsm.Response{ID: 1, Status: kvsm.StatusOK, Value: []byte("hello")},
 		kvsm.Response{ID: 2, Status: kvsm.StatusNotFound},
 		kvsm.Response{ID: 3, Status: kvsm.StatusOK, Value: []byte{}},
+		kvsm.Request{ID: 4, Op: kvsm.OpOpen, Client: 99},
+		kvsm.Response{ID: 4, Status: kvsm.StatusOK, Session: 12},
 	} {
 		b, err := c.Encode(nil, m)
 		if err != nil {

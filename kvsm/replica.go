@@ -154,7 +154,7 @@ func (r *Replica) hint() sim.NodeID {
 }
 
 func (r *Replica) request(ev sim.Event, req Request) {
-	if req.Op < OpGet || req.Op > OpDelete {
+	if req.Op < OpGet || req.Op > maxOp {
 		r.out.Send(ev.From, Response{ID: req.ID, Status: StatusBadRequest, Value: []byte("unknown op")})
 		return
 	}
@@ -162,7 +162,7 @@ func (r *Replica) request(ev sim.Event, req Request) {
 		r.notLeader(ev.From, req.ID)
 		return
 	}
-	if !req.Op.IsWrite() {
+	if req.Op == OpGet {
 		r.nextRead++
 		ctx := r.nextRead
 		r.bindTerm()

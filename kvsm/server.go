@@ -88,7 +88,11 @@ type Observation struct {
 
 func (s *Server) handle(from sim.NodeID, req Request, out *sim.Effects) {
 	if req.Op < OpGet || req.Op > OpDelete {
-		out.Send(from, Response{ID: req.ID, Status: StatusBadRequest, Value: []byte("unknown op")})
+		msg := "unknown op"
+		if req.Op == OpOpen {
+			msg = "sessions need a replicated server"
+		}
+		out.Send(from, Response{ID: req.ID, Status: StatusBadRequest, Value: []byte(msg)})
 		return
 	}
 	if req.Op.IsWrite() {

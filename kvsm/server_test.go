@@ -99,6 +99,10 @@ func TestServerRefusesBadRequests(t *testing.T) {
 	if m.Store().Len() != 0 {
 		t.Fatal("refused request changed the store")
 	}
+	out = step(t, m, d, sim.Event{Kind: sim.EventMessage, From: 3, Msg: kvsm.Request{ID: 6, Op: kvsm.OpOpen, Client: 9}})
+	if len(out.Appends) != 0 || len(out.Sends) != 1 || out.Sends[0].Msg.(kvsm.Response).Status != kvsm.StatusBadRequest {
+		t.Fatalf("open on a standalone server: %+v", out)
+	}
 	out = step(t, m, d, sim.Event{Kind: sim.EventMessage, From: 3, Msg: kvsm.Response{ID: 1}})
 	if len(out.Sends)+len(out.Appends) != 0 {
 		t.Fatalf("stray response caused effects: %+v", out)

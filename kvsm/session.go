@@ -46,12 +46,15 @@ type session struct {
 // the logical clock. Like Store it is deterministic: the same commands in
 // the same order give the same state and the same snapshot bytes.
 //
-// Sessions give the replicated KV exactly-once writes. Every client has a
-// 64-bit id and numbers its writes 1, 2, 3, …; the replicated state keeps,
-// per client, the highest sequence number applied and its response. A write
-// whose number was already applied is not applied again: the latest one
-// gets its original response, an older one an error (the client has moved
-// on and no longer waits for it).
+// Sessions give the replicated KV exactly-once writes. A client first opens
+// a session (an OpOpen request, which goes through the log like a write):
+// the state gives it the next id of a counter that is part of the
+// replicated state, so every replica agrees on it and no two sessions ever
+// share an id. The client numbers its writes 1, 2, 3, … within the
+// session; the state keeps, per session, the highest number applied and its
+// response. A write whose number was already applied is not applied again:
+// the latest one gets its original response, an older one an error (the
+// client has moved on and no longer waits for it).
 //
 // Sessions are part of the replicated state, so they are in every snapshot
 // and survive restarts, and they expire deterministically: each command
@@ -61,12 +64,12 @@ type session struct {
 // Every replica applies the same entries, so every replica expires the same
 // sessions at the same log index, whatever its own clock says.
 //
-// A session is opened by the client's first write (sequence number 1). A
-// write with a higher number and no session is answered
-// StatusSessionExpired and not applied: its session expired (or was evicted),
-// so an earlier attempt may or may not have taken effect. The TTL must be
-// longer than the time a client keeps retrying one write, or a retried first
-// write could open a second session and apply twice.
+// A write whose session is gone (expired, evicted, or never opened) is
+// answered StatusSessionExpired and not applied: an earlier attempt may or
+// may not have taken effect, and the client must open a new session. As ids
+// are never reused, a retried write can never land in a session other than
+// its own, however late it arrives. A retried OpOpen may open a spare
+// session that nobody uses; it expires.
 type State struct {
 	cfg       SessionConfig
 	store     *Store
@@ -75,12 +78,13 @@ type State struct {
 	nextSweep time.Duration
 	applied   uint64 // commands applied, for observers
 	expired   uint64 // sessions expired or evicted, for observers
+	nextID    uint64 // the id the next session gets
 }
 
 // NewState returns an empty replicated state.
 func NewState(cfg SessionConfig) *State {
 	cfg.fill()
-	return &State{cfg: cfg, store: NewStore(), sessions: make(map[uint64]*session)}
+	return &State{cfg: cfg, store: NewStore(), sessions: make(map[uint64]*session), nextID: 1}
 }
 
 // Store is the key-value part of the state. It must not be changed except
@@ -97,7 +101,7 @@ func (s *State) Sessions() int { return len(s.sessions) }
 // built or restored.
 func (s *State) Expired() uint64 { return s.expired }
 
-// LastSeq is the highest sequence number applied for client, and whether
+// LastSeq is the highest sequence number applied in session client, and whether
 // the client has a session.
 func (s *State) LastSeq(client uint64) (uint64, bool) {
 	if ss := s.sessions[client]; ss != nil {
@@ -110,7 +114,7 @@ func (s *State) LastSeq(client uint64) (uint64, bool) {
 // number is at most the session's), without changing anything; ok is false
 // if the write is new (or has no session).
 func (s *State) Duplicate(req Request) (Response, bool) {
-	if req.Client == 0 {
+	if req.Client == 0 || !req.Op.IsWrite() {
 		return Response{}, false
 	}
 	ss := s.sessions[req.Client]
@@ -128,25 +132,21 @@ func (s *State) cached(ss *session, req Request) Response {
 }
 
 // ApplyCommand applies one committed command stamped with the proposing
-// leader's clock and returns its response. Writes with a client id go
-// through the client's session (see State); requests
-// without one are applied as they are.
+// leader's clock and returns its response. OpOpen opens a session; writes
+// with a client id go through that session (see State); requests without
+// one are applied as they are.
 func (s *State) ApplyCommand(req Request, stamp time.Duration) Response {
 	s.applied++
 	s.advance(stamp)
+	if req.Op == OpOpen {
+		return s.open(req)
+	}
 	if req.Client == 0 || !req.Op.IsWrite() {
 		return s.store.Apply(req)
 	}
 	ss := s.sessions[req.Client]
 	if ss == nil {
-		if req.Seq != 1 {
-			return Response{ID: req.ID, Status: StatusSessionExpired}
-		}
-		if len(s.sessions) >= s.cfg.MaxSessions {
-			s.evictOldest()
-		}
-		ss = &session{}
-		s.sessions[req.Client] = ss
+		return Response{ID: req.ID, Status: StatusSessionExpired}
 	}
 	if req.Seq <= ss.seq {
 		ss.active = s.clock
@@ -155,6 +155,17 @@ func (s *State) ApplyCommand(req Request, stamp time.Duration) Response {
 	resp := s.store.Apply(req)
 	ss.seq, ss.status, ss.value, ss.active = req.Seq, resp.Status, resp.Value, s.clock
 	return resp
+}
+
+// open opens a session with the next id.
+func (s *State) open(req Request) Response {
+	if len(s.sessions) >= s.cfg.MaxSessions {
+		s.evictOldest()
+	}
+	id := s.nextID
+	s.nextID++
+	s.sessions[id] = &session{active: s.clock}
+	return Response{ID: req.ID, Status: StatusOK, Session: id}
 }
 
 // advance moves the logical clock to stamp (it never goes back) and expires
@@ -192,11 +203,12 @@ func (s *State) evictOldest() {
 	}
 }
 
-// Snapshot format: 'K' | version 1 | clock | nextSweep | applied | count |
+// Snapshot format: 'K' | version 2 | clock | nextSweep | applied | next id | count |
 // count × (client | seq | status u8 | active | value) in ascending client
 // order | store snapshot (the rest). Integers are uvarints; the value is a
-// uvarint length+1 (0: nil) and the bytes.
-const stateSnapVersion = 1
+// uvarint length+1 (0: nil) and the bytes. Version 1, from before sessions
+// were opened explicitly, has no next id; Restore reads it too.
+const stateSnapVersion = 2
 
 // Snapshot serializes the state; equal states give equal bytes.
 func (s *State) Snapshot() []byte {
@@ -209,6 +221,7 @@ func (s *State) Snapshot() []byte {
 	b = binary.AppendUvarint(b, uint64(s.clock))
 	b = binary.AppendUvarint(b, uint64(s.nextSweep))
 	b = binary.AppendUvarint(b, s.applied)
+	b = binary.AppendUvarint(b, s.nextID)
 	b = binary.AppendUvarint(b, uint64(len(clients)))
 	for _, c := range clients {
 		ss := s.sessions[c]
@@ -230,10 +243,18 @@ func (s *State) Snapshot() []byte {
 // unchanged.
 func (s *State) Restore(b []byte) error {
 	r := reader{b: b}
-	if r.byte() != 'K' || r.byte() != stateSnapVersion {
-		return errors.New("kvsm: not a version 1 replicated-state snapshot")
+	tag, version := r.byte(), r.byte()
+	if tag != 'K' || version < 1 || version > stateSnapVersion {
+		return errors.New("kvsm: not a replicated-state snapshot of version 1 or 2")
 	}
 	clock, next, applied := r.uvarint(), r.uvarint(), r.uvarint()
+	var nextID uint64
+	if version >= 2 {
+		nextID = r.uvarint()
+		if r.err == nil && nextID == 0 {
+			r.fail("snapshot next session id 0")
+		}
+	}
 	n := r.uvarint()
 	if r.err == nil && (clock > 1<<62 || next > 1<<62) {
 		r.fail("snapshot clock out of range")
@@ -257,6 +278,8 @@ func (s *State) Restore(b []byte) error {
 		switch {
 		case c == 0 || i > 0 && c <= prev:
 			r.fail("snapshot sessions out of order at %d", i)
+		case version >= 2 && c >= nextID:
+			r.fail("snapshot session %d not below the next id %d", c, nextID)
 		case ss.status > maxStatus:
 			r.fail("snapshot session status %d", ss.status)
 		case active > 1<<62:
@@ -285,7 +308,10 @@ func (s *State) Restore(b []byte) error {
 	if err := store.Restore(r.b); err != nil {
 		return err
 	}
-	s.store, s.sessions = store, sessions
+	if version == 1 { // ids were drawn at random: count on from the highest
+		nextID = max(prev+1, 1)
+	}
+	s.store, s.sessions, s.nextID = store, sessions, nextID
 	s.clock, s.nextSweep, s.applied = time.Duration(clock), time.Duration(next), applied
 	return nil
 }

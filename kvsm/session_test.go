@@ -23,28 +23,60 @@ func value(t *testing.T, st *kvsm.State, key string) string {
 	return string(v)
 }
 
+// open opens a session at stamp and returns its id.
+func open(t *testing.T, st *kvsm.State, stamp time.Duration) uint64 {
+	t.Helper()
+	r := st.ApplyCommand(kvsm.Request{ID: 1, Op: kvsm.OpOpen, Client: 77}, stamp)
+	if r.Status != kvsm.StatusOK || r.Session == 0 {
+		t.Fatalf("open: %+v", r)
+	}
+	return r.Session
+}
+
 func TestSessionAppliesRetryOnce(t *testing.T) {
 	st := kvsm.NewState(kvsm.SessionConfig{})
-	if r := st.ApplyCommand(set(7, 1, "k", "a"), 1); r.Status != kvsm.StatusOK {
+	a, b := open(t, st, 0), open(t, st, 0)
+	if a == b {
+		t.Fatalf("two opens gave one session id %d", a)
+	}
+	if r := st.ApplyCommand(set(a, 1, "k", "a"), 1); r.Status != kvsm.StatusOK {
 		t.Fatalf("first write: %+v", r)
 	}
-	st.ApplyCommand(set(8, 1, "k", "b"), 2)
-	r := st.ApplyCommand(set(7, 1, "k", "a"), 3) // a retry
+	st.ApplyCommand(set(b, 1, "k", "b"), 2)
+	r := st.ApplyCommand(set(a, 1, "k", "a"), 3) // a retry
 	if r.Status != kvsm.StatusOK || value(t, st, "k") != "b" {
 		t.Fatalf("retry answered %+v and left k=%q; want ok and k=b", r, value(t, st, "k"))
 	}
-	if d, ok := st.Duplicate(set(7, 1, "k", "a")); !ok || d.Status != kvsm.StatusOK {
+	if d, ok := st.Duplicate(set(a, 1, "k", "a")); !ok || d.Status != kvsm.StatusOK {
 		t.Fatalf("Duplicate = %+v, %v", d, ok)
 	}
-	if _, ok := st.Duplicate(set(7, 2, "k", "c")); ok {
+	if _, ok := st.Duplicate(set(a, 2, "k", "c")); ok {
 		t.Fatal("a new write reported as duplicate")
 	}
-	st.ApplyCommand(set(7, 2, "k", "c"), 4)
-	if r := st.ApplyCommand(set(7, 1, "k", "a"), 5); r.Status != kvsm.StatusError || value(t, st, "k") != "c" {
+	st.ApplyCommand(set(a, 2, "k", "c"), 4)
+	if r := st.ApplyCommand(set(a, 1, "k", "a"), 5); r.Status != kvsm.StatusError || value(t, st, "k") != "c" {
 		t.Fatalf("superseded write answered %+v, k=%q", r, value(t, st, "k"))
 	}
-	if r := st.ApplyCommand(set(9, 5, "k", "z"), 6); r.Status != kvsm.StatusSessionExpired || value(t, st, "k") != "c" {
+	// A write of a session never opened, even its first, is refused.
+	if r := st.ApplyCommand(set(99, 1, "k", "z"), 6); r.Status != kvsm.StatusSessionExpired || value(t, st, "k") != "c" {
 		t.Fatalf("write without session answered %+v, k=%q", r, value(t, st, "k"))
+	}
+}
+
+// TestSessionRetriedFirstWriteAfterExpiry: the first write of a session,
+// retried after the session expired, is refused rather than applied again,
+// and the ids of later sessions never repeat the expired one.
+func TestSessionRetriedFirstWriteAfterExpiry(t *testing.T) {
+	st := kvsm.NewState(kvsm.SessionConfig{TTL: time.Second})
+	a := open(t, st, 0)
+	st.ApplyCommand(set(a, 1, "n", "1"), 0)
+	b := open(t, st, 2*time.Second) // moves the clock; a expires
+	st.ApplyCommand(set(b, 1, "n", "2"), 2*time.Second)
+	if r := st.ApplyCommand(set(a, 1, "n", "1"), 2*time.Second); r.Status != kvsm.StatusSessionExpired || value(t, st, "n") != "2" {
+		t.Fatalf("late retry of an expired session's first write: %+v, n=%q", r, value(t, st, "n"))
+	}
+	if c := open(t, st, 2*time.Second); c == a || c == b {
+		t.Fatalf("session id %d reused (earlier: %d, %d)", c, a, b)
 	}
 }
 
@@ -53,31 +85,33 @@ func TestSessionAppliesRetryOnce(t *testing.T) {
 // expired client is refused, not applied.
 func TestSessionExpiry(t *testing.T) {
 	st := kvsm.NewState(kvsm.SessionConfig{TTL: time.Second})
-	st.ApplyCommand(set(1, 1, "a", "1"), 0)
-	st.ApplyCommand(set(2, 1, "b", "1"), 500*time.Millisecond)
-	st.ApplyCommand(set(2, 2, "b", "2"), 1400*time.Millisecond)
+	c1 := open(t, st, 0)
+	st.ApplyCommand(set(c1, 1, "a", "1"), 0)
+	c2 := open(t, st, 500*time.Millisecond)
+	st.ApplyCommand(set(c2, 1, "b", "1"), 500*time.Millisecond)
+	st.ApplyCommand(set(c2, 2, "b", "2"), 1400*time.Millisecond)
 	// A stamp from a leader whose clock is behind does not move the clock back.
-	st.ApplyCommand(set(2, 3, "b", "3"), 100*time.Millisecond)
-	if _, ok := st.LastSeq(1); ok {
+	st.ApplyCommand(set(c2, 3, "b", "3"), 100*time.Millisecond)
+	if _, ok := st.LastSeq(c1); ok {
 		t.Fatal("client 1 idle for 1.4s of a 1s TTL still has a session")
 	}
-	if seq, ok := st.LastSeq(2); !ok || seq != 3 {
+	if seq, ok := st.LastSeq(c2); !ok || seq != 3 {
 		t.Fatalf("client 2 session: seq %d, %v", seq, ok)
 	}
 	if st.Clock() != 1400*time.Millisecond {
 		t.Fatalf("clock %v", st.Clock())
 	}
-	if r := st.ApplyCommand(set(1, 2, "a", "2"), 1500*time.Millisecond); r.Status != kvsm.StatusSessionExpired || value(t, st, "a") != "1" {
+	if r := st.ApplyCommand(set(c1, 2, "a", "2"), 1500*time.Millisecond); r.Status != kvsm.StatusSessionExpired || value(t, st, "a") != "1" {
 		t.Fatalf("write of an expired session: %+v, a=%q", r, value(t, st, "a"))
 	}
 }
 
 func TestSessionEviction(t *testing.T) {
 	st := kvsm.NewState(kvsm.SessionConfig{MaxSessions: 2})
-	st.ApplyCommand(set(1, 1, "a", "1"), 1)
-	st.ApplyCommand(set(2, 1, "a", "2"), 2)
-	st.ApplyCommand(set(3, 1, "a", "3"), 3)
-	if _, ok := st.LastSeq(1); ok || st.Sessions() != 2 {
+	c1 := open(t, st, 1)
+	open(t, st, 2)
+	open(t, st, 3)
+	if _, ok := st.LastSeq(c1); ok || st.Sessions() != 2 {
 		t.Fatalf("sessions %d, client 1 kept: %v", st.Sessions(), ok)
 	}
 }
@@ -92,11 +126,14 @@ func TestStateSnapshotRoundTrip(t *testing.T) {
 		var stamp time.Duration
 		for i := range n {
 			stamp += time.Duration(rapid.IntRange(0, 10).Draw(t, "dt"))
-			req := kvsm.Request{ID: uint64(i), Op: kvsm.Op(rapid.IntRange(1, 3).Draw(t, "op")),
+			req := kvsm.Request{ID: uint64(i), Op: kvsm.Op(rapid.IntRange(1, 4).Draw(t, "op")),
 				Key: []byte{byte('a' + rapid.IntRange(0, 3).Draw(t, "key"))}, Client: uint64(rapid.IntRange(0, 6).Draw(t, "client")),
 				Seq: uint64(rapid.IntRange(0, 4).Draw(t, "seq"))}
-			if req.Op == kvsm.OpSet {
+			switch req.Op {
+			case kvsm.OpSet:
 				req.Value = rapid.SliceOfN(rapid.Byte(), 0, 4).Draw(t, "value")
+			case kvsm.OpOpen:
+				req.Key, req.Seq = nil, 0
 			}
 			a.ApplyCommand(req, stamp)
 		}
@@ -235,10 +272,13 @@ func TestReplicaRetryAcrossRestart(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	inject(set(7, 1, "k", "first"))
-	inject(set(8, 1, "k", "second"))
+	for range 3 { // sessions 1, 2 and 3
+		inject(kvsm.Request{ID: 1, Op: kvsm.OpOpen, Client: 77})
+	}
+	inject(set(1, 1, "k", "first"))
+	inject(set(2, 1, "k", "second"))
 	for i := range 5 { // enough entries for a snapshot
-		inject(set(9, uint64(i+1), "other", "x"))
+		inject(set(3, uint64(i+1), "other", "x"))
 	}
 	for i := range n {
 		s.Crash(sim.NodeID(i))
@@ -246,7 +286,7 @@ func TestReplicaRetryAcrossRestart(t *testing.T) {
 	for i := range n {
 		s.Restart(sim.NodeID(i))
 	}
-	inject(set(7, 1, "k", "first"))
+	inject(set(1, 1, "k", "first"))
 	for i := range n {
 		r := s.Machine(sim.NodeID(i)).(*kvsm.Replica)
 		if r.Raft().SnapshotIndex() == 0 {
@@ -255,8 +295,8 @@ func TestReplicaRetryAcrossRestart(t *testing.T) {
 		if got := value(t, r.State(), "k"); got != "second" {
 			t.Errorf("replica %d: k = %q, want second (the retry was applied again)", i, got)
 		}
-		if seq, ok := r.State().LastSeq(7); !ok || seq != 1 {
-			t.Errorf("replica %d: client 7 session %d, %v", i, seq, ok)
+		if seq, ok := r.State().LastSeq(1); !ok || seq != 1 {
+			t.Errorf("replica %d: session 1 at seq %d, %v", i, seq, ok)
 		}
 	}
 }

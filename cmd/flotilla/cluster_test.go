@@ -98,7 +98,7 @@ func TestClusterUpStatusDown(t *testing.T) {
 		}
 	}
 	// Status: one leader, two followers, everyone at the same applied index
-	// eventually (the leader's no-op plus five writes).
+	// eventually (the leader's no-op, the session's open and five writes).
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		o.Reset()
@@ -112,7 +112,7 @@ func TestClusterUpStatusDown(t *testing.T) {
 			if len(f) == 8 && f[2] == "leader" {
 				leaders++
 			}
-			if len(f) == 8 && f[6] == "6" {
+			if len(f) == 8 && f[6] == "7" {
 				synced++
 			}
 		}
@@ -120,7 +120,7 @@ func TestClusterUpStatusDown(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("status never showed one leader and three nodes at applied 6:\n%s", &o)
+			t.Fatalf("status never showed one leader and three nodes at applied 7:\n%s", &o)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
