@@ -190,11 +190,35 @@ type history struct {
 	mu    sync.Mutex
 	ops   []porcupine.Operation
 	acked map[string]string // ack-only keys: key -> value, acknowledged
+	done  int               // operations with a known outcome
 }
 
 func newHistory() *history { return &history{start: time.Now(), acked: map[string]string{}} }
 
 func (h *history) now() int64 { return int64(time.Since(h.start)) }
+
+// await waits until n more operations than now have completed with a known
+// outcome: the load has made that much progress (in the current phase of
+// a test: before a fault, under it, after it).
+func (h *history) await(t *testing.T, n int) {
+	t.Helper()
+	h.mu.Lock()
+	want := h.done + n
+	h.mu.Unlock()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		h.mu.Lock()
+		done := h.done
+		h.mu.Unlock()
+		if done >= want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the load completed only %d of %d more operations in 20s", done-want+n, n)
+		}
+		time.Sleep(10 * time.Millisecond) // polling
+	}
+}
 
 // do runs one operation through s and records it.
 func (h *history) do(s *kvclient.Session, client int, in kvsim.Input, timeout time.Duration) error {
@@ -226,6 +250,9 @@ func (h *history) do(s *kvclient.Session, client int, in kvsim.Input, timeout ti
 	}
 	h.mu.Lock()
 	h.ops = append(h.ops, op)
+	if err == nil {
+		h.done++
+	}
 	h.mu.Unlock()
 	return err
 }
@@ -443,7 +470,7 @@ func TestClusterKillLeader(t *testing.T) {
 			h := newHistory()
 			stop := make(chan struct{})
 			wait := h.load(tc, 4, stop)
-			time.Sleep(700 * time.Millisecond)
+			h.await(t, 30)
 
 			tc.signal(tc.nodes[old], syscall.SIGKILL)
 			killed := time.Now()
@@ -464,9 +491,9 @@ func TestClusterKillLeader(t *testing.T) {
 			}
 			t.Logf("new leader served a write %v after the kill", took.Round(time.Millisecond))
 
-			time.Sleep(500 * time.Millisecond)
+			h.await(t, 20) // served by the new leader
 			tc.start(tc.nodes[old])
-			time.Sleep(700 * time.Millisecond)
+			h.await(t, 30) // while the old one catches up
 			close(stop)
 			okN, failN := wait()
 			if okN < 20 {
@@ -506,7 +533,7 @@ func TestClusterPauseNode(t *testing.T) {
 	h := newHistory()
 	stop := make(chan struct{})
 	wait := h.load(tc, 4, stop)
-	time.Sleep(500 * time.Millisecond)
+	h.await(t, 20)
 	tc.signal(tc.nodes[old], syscall.SIGSTOP)
 	// Poll for the new leader rather than sleeping a guessed election time.
 	deadline := time.Now().Add(10 * time.Second)
@@ -524,7 +551,7 @@ func TestClusterPauseNode(t *testing.T) {
 		}
 	}
 	tc.signal(tc.nodes[old], syscall.SIGCONT)
-	time.Sleep(1000 * time.Millisecond)
+	h.await(t, 30) // with the old leader awake again
 	close(stop)
 	okN, failN := wait()
 	t.Logf("load: %d ok, %d without answer", okN, failN)
@@ -540,7 +567,7 @@ func TestClusterRestartAll(t *testing.T) {
 	h := newHistory()
 	stop := make(chan struct{})
 	wait := h.load(tc, 3, stop)
-	time.Sleep(700 * time.Millisecond)
+	h.await(t, 30)
 	close(stop)
 	wait()
 	for _, nd := range tc.nodes {
@@ -554,7 +581,7 @@ func TestClusterRestartAll(t *testing.T) {
 	tc.leader(10 * time.Second)
 	stop = make(chan struct{})
 	wait = h.load(tc, 3, stop)
-	time.Sleep(700 * time.Millisecond)
+	h.await(t, 30)
 	for _, nd := range tc.nodes {
 		tc.signal(nd, syscall.SIGKILL)
 	}
