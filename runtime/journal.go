@@ -30,6 +30,10 @@ const (
 	recHeaderSize = 8  // length, crc
 	snapHeader    = 20 // magic, base, length, crc
 	flushAt       = 4 << 20
+	// preallocChunk is how far the wal file is extended ahead of its
+	// records (where the system can): appends then change no metadata,
+	// which makes each sync cheaper.
+	preallocChunk = 1 << 20
 )
 
 // ErrCorrupt marks a journal that cannot be recovered without losing data
@@ -55,9 +59,12 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // the old one, fsync the directory), so a crash leaves the old or the new
 // version, never a mix; only the end of journal.wal can be torn.
 //
+// While open, the wal file is extended with zeros ahead of its records
+// (preallocated, on Linux), so a sync commits data only; Close trims it.
+//
 // Recovery (OpenJournal): a last record that is incomplete, or that ends the
-// file and fails its checksum, or that is followed by nothing but zero bytes,
-// is a torn write: the file is truncated before it. A record that fails its
+// file and fails its checksum, or whose claimed end is followed by nothing
+// but zero bytes, is a torn write: the file is truncated before it. A record that fails its
 // checksum with other data after it, or a damaged header or snapshot, is
 // corruption: OpenJournal refuses with an error naming the file and offset.
 type Journal struct {
@@ -66,6 +73,8 @@ type Journal struct {
 	base     uint64  // absolute index of the first record in the wal
 	offsets  []int64 // file offset of record base+i
 	size     int64   // bytes written to the wal file
+	alloc    int64   // the wal file's length, preallocated zeros included
+	fixed    bool    // preallocation failed: plain appends from now on
 	pending  []byte  // encoded records not yet written to the file
 	dirty    bool    // written but not yet fsync'd
 	snapBase uint64
@@ -147,7 +156,7 @@ func openLocked(dir string) (*Journal, error) {
 			return nil, fmt.Errorf("runtime: journal: %w", err)
 		}
 	}
-	j.base, j.offsets, j.size = base, offsets, end
+	j.base, j.offsets, j.size, j.alloc = base, offsets, end, end
 	j.rec.Base = base
 	j.rec.Records = recs
 	if j.hasSnap {
@@ -206,7 +215,7 @@ func scanWAL(path string, b []byte) (base uint64, recs [][]byte, offsets []int64
 		}
 		data := rest[recHeaderSize : recHeaderSize+n]
 		if crc32.Update(crc32.Checksum(rest[:4], castagnoli), castagnoli, data) != binary.LittleEndian.Uint32(rest[4:]) {
-			if recHeaderSize+n == int64(len(rest)) || allZero(rest) {
+			if recHeaderSize+n == int64(len(rest)) || allZero(rest[recHeaderSize+n:]) {
 				break // torn last record
 			}
 			return 0, nil, nil, 0, fmt.Errorf("runtime: journal %s: record %d at offset %d fails its checksum and is followed by %d more bytes; refusing to start: %w",
@@ -258,6 +267,13 @@ func (j *Journal) write() error {
 	if len(j.pending) == 0 {
 		return nil
 	}
+	if end := j.size + int64(len(j.pending)); end > j.alloc && !j.fixed {
+		if err := preallocate(j.f, j.alloc, end+preallocChunk-j.alloc); err != nil {
+			j.fixed = true // unsupported here: append, paying for metadata at each sync
+		} else {
+			j.alloc = end + preallocChunk
+		}
+	}
 	if _, err := j.f.WriteAt(j.pending, j.size); err != nil {
 		return fmt.Errorf("runtime: journal write: %w", err)
 	}
@@ -279,7 +295,7 @@ func (j *Journal) Sync() error {
 	if !j.dirty {
 		return nil
 	}
-	if err := j.f.Sync(); err != nil {
+	if err := datasync(j.f); err != nil {
 		return fmt.Errorf("runtime: journal fsync: %w", err)
 	}
 	j.dirty = false
@@ -367,6 +383,7 @@ func (j *Journal) writeWAL(base uint64, records io.Reader) error {
 		return fmt.Errorf("runtime: journal: %w", err)
 	}
 	j.f, j.base, j.size, j.dirty = f, base, walHeaderSize+n, false
+	j.alloc = j.size
 	return nil
 }
 
@@ -407,12 +424,20 @@ func syncDir(dir string) error {
 	return d.Sync()
 }
 
-// Close syncs and closes the journal.
+// Close syncs the journal, trims the wal's preallocated tail and closes it.
 func (j *Journal) Close() error {
 	if j.f == nil {
 		return nil
 	}
 	err := j.Sync()
+	if err == nil && j.alloc > j.size {
+		if err = j.f.Truncate(j.size); err == nil {
+			err = j.f.Sync()
+		}
+		if err != nil {
+			err = fmt.Errorf("runtime: journal: trimming %s: %w", WALFile, err)
+		}
+	}
 	if cerr := j.f.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("runtime: journal: %w", cerr)
 	}

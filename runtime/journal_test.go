@@ -267,3 +267,56 @@ func TestJournalLockedWhileOpen(t *testing.T) {
 	}
 	j.Close()
 }
+
+// TestJournalPreallocatedTail: a crash leaves the wal with zeros after its
+// records (the preallocated part) and maybe a half-written record in them;
+// recovery keeps every whole record, new records follow, and Close trims
+// the file to its records.
+func TestJournalPreallocatedTail(t *testing.T) {
+	base := t.TempDir()
+	live := filepath.Join(base, "live")
+	j, err := runtime.OpenJournal(live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := records(6)
+	for _, r := range rs {
+		j.Append(r)
+	}
+	if err := j.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	img, err := os.ReadFile(filepath.Join(live, runtime.WALFile)) // what a crash now leaves
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := 16
+	for _, r := range rs {
+		end += 8 + len(r)
+	}
+	if len(img) < end {
+		t.Fatalf("wal holds %d bytes, want at least the %d of its records", len(img), end)
+	}
+	img = append(img, make([]byte, 4096)...) // zeros beyond, preallocated or not
+	half := append([]byte(nil), img...)
+	copy(half[end:], []byte{50, 0, 0, 0, 1, 2, 3, 4, 'p', 'a', 'r', 't'}) // a record cut off after 4 of 50 bytes
+	for name, b := range map[string][]byte{"zeros": img, "half record": half} {
+		dir := filepath.Join(base, strings.ReplaceAll(name, " ", "-"))
+		os.MkdirAll(dir, 0o755)
+		if err := os.WriteFile(filepath.Join(dir, runtime.WALFile), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(sim.Journal{Records: rs}, recovered(t, dir)); diff != "" {
+			t.Fatalf("%s: recovered (-want +got):\n%s", name, diff)
+		}
+		writeJournal(t, dir, [][]byte{[]byte("next")})
+		want := append(append([][]byte{}, rs...), []byte("next"))
+		if diff := cmp.Diff(sim.Journal{Records: want}, recovered(t, dir)); diff != "" {
+			t.Fatalf("%s: after appending (-want +got):\n%s", name, diff)
+		}
+		if fi, err := os.Stat(filepath.Join(dir, runtime.WALFile)); err != nil || fi.Size() != int64(end+8+len("next")) {
+			t.Fatalf("%s: closed wal is %v bytes (%v), want exactly its records, %d", name, fi.Size(), err, end+8+len("next"))
+		}
+	}
+	j.Close()
+}
