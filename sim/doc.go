@@ -1,11 +1,16 @@
 // Package sim defines the machine contract and the deterministic simulator
 // that runs machines under a virtual clock and a fault-injecting network.
 //
-// A Machine reacts to one Event at a time (start, message, timer) and answers
-// with Effects (sends, timers, journal writes, observations). Hosts — the
-// simulator here, the runtime package for real sockets — execute the effects
-// and enforce the durability rule: journal writes made while handling an
-// event are durable before any message sent while handling it leaves.
+// A Machine reacts to one Event at a time (start, message, timer, synced)
+// and answers with Effects (sends, timers, journal writes, observations).
+// Hosts — the simulator here, the runtime package for real sockets —
+// execute the effects and enforce the durability rule: journal writes made
+// while handling an event are durable before any message sent while handling
+// it leaves. A machine may opt one message out (Effects.SendEarly) when the
+// receiver does not rely on the sender's unsynced writes, and ask to be told
+// when they are durable (Effects.NotifySynced, answered by EventSynced); a
+// Raft leader uses the pair to write its log while its followers write
+// theirs.
 //
 // The simulator is driven by one root seed. Every random choice — message
 // delays, losses, duplicates, fault schedules, each node's own random
