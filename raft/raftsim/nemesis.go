@@ -11,29 +11,40 @@ import (
 )
 
 // Nemesis is a fault driver that watches a raft cluster and strikes at the
-// moments two classic bugs need, where a random fault schedule almost never
-// lands:
+// moments the classic bugs need, where a random fault schedule almost never
+// lands. Each episode starts from a cluster with every replica up and a
+// leader, and is one of:
 //
 //   - Figure 8 of the Raft paper. A leader appends entries that reach only
 //     a minority and is cut off; the majority elects a second leader, which
 //     appends a conflicting entry at the same index and is cut off in turn;
 //     the first side rejoins the rest and elects a third leader, which
-//     replicates the old-term entry to a majority before committing
-//     anything of its own term; then the third leader is cut off and the
-//     second is given a quorum of replicas whose logs end before its term,
-//     so it wins and overwrites the old-term entry. That is correct only
-//     if the third leader never counted the old-term entry as committed.
+//     replicates the old-term entry to a quorum before committing anything
+//     of its own term (mostly, the clients cannot reach it); then the third
+//     leader is cut off and the second is given a quorum of replicas whose
+//     logs end before its term, so it wins and overwrites the old-term
+//     entry. That is correct only if the third leader never counted the
+//     old-term entry as committed.
 //   - A vote forgotten in a crash. The leader crashes; as soon as a
-//     candidate appears, it is given exactly a quorum; once it wins, one of
-//     its voters crashes (sometimes tearing its unsynced journal tail),
-//     restarts at once and is put with the replicas that never saw the
-//     candidate, which campaign in the same term. It must not vote again.
+//     candidate appears, it is given exactly a quorum; one of its voters
+//     crashes (sometimes tearing its unsynced journal tail) either right
+//     after granting its vote or once the candidate has won, restarts at
+//     once and is put with the replicas that never saw the candidate, which
+//     campaign in the same term. A vote that reached the candidate must
+//     survive the crash.
+//   - An acknowledgment forgotten in a crash. The moment a leader commits
+//     a new entry, every follower holding it crashes (some tearing their
+//     journal tail) and restarts, and the leader is cut off. The followers
+//     whose acknowledgments counted must still hold the entry, so the next
+//     leader does.
 //
 // The nemesis needs a workload that proposes at random replicas (Scenario's
 // client does) and is meant for runs whose leaders append no no-op (see
 // raft.SetNoNoop), since the no-op commits an entry of the new term at
-// once. It draws every choice from its seed, so a run replays exactly. The
-// safety checkers, not the nemesis, decide whether a run is correct.
+// once, and with a sync latency, so that writes have a window in which
+// they are not yet durable. It draws every choice from its seed, so a run
+// replays exactly. The safety checkers, not the nemesis, decide whether a
+// run is correct.
 //
 // The engine runs checkers after every event; the nemesis acts through that
 // hook (see Hook) and never fails a run itself.
@@ -63,6 +74,7 @@ type Nemesis struct {
 	cand  sim.NodeID
 	side  []sim.NodeID
 	voteT uint64
+	early bool
 	down  []sim.NodeID
 }
 
@@ -79,9 +91,12 @@ type NemesisStats struct {
 	// overwriting the old-term entry (legal only if it was never counted
 	// as committed).
 	Overwrites int
-	// VoterCrashes counts voters crashed right after their candidate won
-	// and put with replicas that never saw it.
+	// VoterCrashes counts voters crashed right after they voted or their
+	// candidate won, and put with replicas that never saw the candidate.
 	VoterCrashes int
+	// AckCrashes counts the times a leader had just committed an entry
+	// and every follower holding it crashed at once.
+	AckCrashes int
 }
 
 type phase uint8
@@ -96,7 +111,8 @@ const (
 	f8Elect4
 	voteCandidate
 	voteWon
-	voteRival
+	electElsewhere
+	ackCommit
 )
 
 // Pauses between the nemesis's episodes and limits on each phase.
@@ -233,7 +249,11 @@ func (m *Nemesis) step(s *sim.Sim) {
 		m.voteCandidate(s)
 	case voteWon:
 		m.voteWon(s)
-	case voteRival:
+	case ackCommit:
+		m.ackCommit(s)
+	case electElsewhere:
+		// The episode ends once the replicas away from side elect a
+		// leader of term voteT or later.
 		if l := leaderIn(s, without(m.replicas(), m.side...), m.voteT-1); l != raft.None {
 			m.end(s, fmt.Sprintf("%d won term %d", l, Replica(s, l).Term()))
 		}
@@ -268,10 +288,13 @@ func (m *Nemesis) start(s *sim.Sim) {
 	}
 	m.stats.Episodes++
 	m.acts = m.acts[:0]
-	if m.rng.IntN(2) == 0 {
+	switch k := m.rng.IntN(10); {
+	case k < 4:
 		m.startFigure8(s, l)
-	} else {
+	case k < 7:
 		m.startVote(s, l)
+	default:
+		m.startAck(s, l)
 	}
 }
 
@@ -444,28 +467,34 @@ func (m *Nemesis) voteCandidate(s *sim.Sim) {
 		return
 	}
 	m.cand, m.voteT = cand, Replica(s, cand).Term()
+	m.early = m.rng.IntN(2) == 0
 	m.side = append([]sim.NodeID{cand}, side...)
 	split(s, m.side, without(m.replicas(), m.side...))
 	m.note(s, "candidate %d (term %d) given %v", cand, m.voteT, m.side)
 	m.enter(s, voteWon)
 }
 
-// voteWon waits for the candidate to win, then crashes one of its voters,
-// restarts it and moves it to the side that never saw the candidate.
+// voteWon crashes one of the candidate's voters, either right after it
+// granted its vote (before its journal write may be durable: then the
+// candidate must not get that vote) or once the candidate has won; the
+// voter restarts at once with the replicas that never saw the candidate.
 func (m *Nemesis) voteWon(s *sim.Sim) {
 	r := Replica(s, m.cand)
-	if r == nil || r.Role() != raft.Leader || r.Term() != m.voteT {
+	won := r != nil && r.Role() == raft.Leader && r.Term() == m.voteT
+	if !m.early && !won {
 		return
 	}
 	var voter sim.NodeID = raft.None
-	for _, id := range m.shuffled(m.cand) {
-		if v := Replica(s, id); v != nil && slices.Contains(m.side, id) && v.Term() == m.voteT && v.Vote() == m.cand {
+	for _, id := range m.side {
+		if v := Replica(s, id); id != m.cand && v != nil && v.Term() == m.voteT && v.Vote() == m.cand {
 			voter = id
 			break
 		}
 	}
 	if voter == raft.None {
-		m.end(s, "no voter found")
+		if won {
+			m.end(s, "no voter found")
+		}
 		return
 	}
 	torn := m.rng.IntN(2) == 0
@@ -482,6 +511,51 @@ func (m *Nemesis) voteWon(s *sim.Sim) {
 	m.side = without(m.side, voter)
 	split(s, m.side, without(m.replicas(), m.side...))
 	m.stats.VoterCrashes++
-	m.note(s, "voter %d crashed (torn %v) and restarted away from leader %d", voter, torn, m.cand)
-	m.enter(s, voteRival)
+	m.note(s, "voter %d crashed (torn %v, candidate won %v) and restarted away from %d", voter, torn, won, m.cand)
+	m.enter(s, electElsewhere)
+}
+
+// ---- acknowledged entries ----
+
+// startAck waits for leader l to commit an entry of its term.
+func (m *Nemesis) startAck(s *sim.Sim, l sim.NodeID) {
+	r := Replica(s, l)
+	m.l1, m.t1, m.j1 = l, r.Term(), r.Commit()
+	m.note(s, "ack: leader %d (term %d) at commit %d", l, m.t1, m.j1)
+	m.enter(s, ackCommit)
+}
+
+// ackCommit crashes, the moment leader l1 commits a new entry of its term,
+// every follower holding that entry (some tearing their unsynced journal
+// tail), cuts the leader off and restarts them: those whose
+// acknowledgments counted must still hold it, so the next leader does.
+func (m *Nemesis) ackCommit(s *sim.Sim) {
+	r := Replica(s, m.l1)
+	if r == nil || r.Role() != raft.Leader || r.Term() != m.t1 {
+		m.end(s, "leader lost its leadership")
+		return
+	}
+	i := r.Commit()
+	if t, _ := r.TermAt(i); i <= m.j1 || t != m.t1 {
+		return
+	}
+	var crashed []sim.NodeID
+	for _, id := range without(m.replicas(), m.l1) {
+		if holds(s, id, i, m.t1) {
+			if m.rng.IntN(2) == 0 {
+				s.CrashTorn(id)
+			} else {
+				s.Crash(id)
+			}
+			s.Restart(id)
+			crashed = append(crashed, id)
+		}
+	}
+	m.j1 = i
+	split(s, []sim.NodeID{m.l1}, without(m.replicas(), m.l1))
+	m.stats.AckCrashes++
+	m.note(s, "leader %d committed %d; %v crashed and restarted, the leader cut off", m.l1, i, crashed)
+	m.enter(s, electElsewhere)
+	m.side = []sim.NodeID{m.l1}
+	m.voteT = m.t1 + 1
 }
