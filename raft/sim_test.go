@@ -112,9 +112,9 @@ func TestSimCrashStorm(t *testing.T) {
 // old-term entry by counting replicas, and the fastest at catching a vote
 // or an acknowledgment sent before it is durable (see docs/raft.md).
 func TestSimNemesis(t *testing.T) {
-	seeds := 60
+	seeds := 100
 	if testing.Short() {
-		seeds = 15
+		seeds = 20
 	}
 	simtest.Sweep(t, seeds, func(seed uint64) error {
 		_, err := nemesisRun(seed)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/flotilla-sim/flotilla/raft"
@@ -69,8 +70,11 @@ type Nemesis struct {
 	reachedAt      time.Duration // when the old-term entry reached a quorum
 	reached        bool
 
-	// Vote episode: the candidate, its side, the term, and the replicas
-	// the nemesis crashed and must restart.
+	// Vote episode: the candidate, its side, the term, whether a voter
+	// crashes right after voting, and the replicas the nemesis crashed
+	// and must restart. The acknowledgment episode keeps its leader, term
+	// and commit index in l1, t1 and j1, and the election after the crash
+	// in side and voteT.
 	cand  sim.NodeID
 	side  []sim.NodeID
 	voteT uint64
@@ -120,12 +124,16 @@ const (
 	settleMin   = 200 * time.Millisecond
 	settleMax   = 600 * time.Millisecond
 	phaseLimit  = 1500 * time.Millisecond
+	// quorumGrace is how long the third leader of a Figure 8 episode has,
+	// once the old-term entry is on a quorum, to hear so: a few round trips
+	// and syncs.
 	quorumGrace = 10 * time.Millisecond
 )
 
 // NewNemesis returns a nemesis for a cluster of nodes replicas (ids
-// 0..nodes-1), acting until the virtual time until, with choices drawn from
-// seed.
+// 0..nodes-1; any further nodes are clients), acting until the virtual time
+// until, with choices drawn from seed. With fewer than three replicas it
+// does nothing.
 func NewNemesis(seed uint64, nodes int, until time.Duration) *Nemesis {
 	m := &Nemesis{n: nodes, q: nodes/2 + 1, rng: sim.Stream(seed, 4242), until: until}
 	m.next = settleMin
@@ -144,11 +152,11 @@ func (m *Nemesis) Stats() NemesisStats { return m.stats }
 // String describes the nemesis's progress and its latest episode's actions,
 // for failure messages.
 func (m *Nemesis) String() string {
-	return fmt.Sprintf("%+v; last episode: %v", m.stats, m.acts)
+	return fmt.Sprintf("%+v; last episode: %s", m.stats, strings.Join(m.acts, "; "))
 }
 
 func (m *Nemesis) note(s *sim.Sim, format string, args ...any) {
-	m.acts = append(m.acts, fmt.Sprintf("%v ", s.Now())+fmt.Sprintf(format, args...))
+	m.acts = append(m.acts, fmt.Sprintf("%v ", s.Now().Round(time.Microsecond))+fmt.Sprintf(format, args...))
 }
 
 func (m *Nemesis) enter(s *sim.Sim, p phase) {
@@ -274,7 +282,7 @@ func (m *Nemesis) end(s *sim.Sim, why string) {
 }
 
 func (m *Nemesis) start(s *sim.Sim) {
-	if s.Now() < m.next {
+	if m.n < 3 || s.Now() < m.next {
 		return
 	}
 	for _, id := range m.replicas() {
