@@ -121,9 +121,9 @@ const (
 
 // Pauses between the nemesis's episodes and limits on each phase.
 const (
-	settleMin   = 200 * time.Millisecond
-	settleMax   = 600 * time.Millisecond
-	phaseLimit  = 1500 * time.Millisecond
+	settleMin  = 200 * time.Millisecond
+	settleMax  = 600 * time.Millisecond
+	phaseLimit = 1500 * time.Millisecond
 	// quorumGrace is how long the third leader of a Figure 8 episode has,
 	// once the old-term entry is on a quorum, to hear so: a few round trips
 	// and syncs.
