@@ -31,13 +31,14 @@ import (
 //     crashes (sometimes tearing its unsynced journal tail) either right
 //     after granting its vote or once the candidate has won, restarts at
 //     once and is put with the replicas that never saw the candidate, which
-//     campaign in the same term. A vote that reached the candidate must
-//     survive the crash.
-//   - An acknowledgment forgotten in a crash. The moment a leader commits
-//     a new entry, every follower holding it crashes (some tearing their
-//     journal tail) and restarts, and the leader is cut off. The followers
-//     whose acknowledgments counted must still hold the entry, so the next
-//     leader does.
+//     campaign in the same term (a reply already sent still reaches the
+//     candidate). A vote that reached the candidate must survive the crash.
+//   - An acknowledgment forgotten in a crash. Every follower that gets a
+//     new entry of the leader crashes once (some tearing their journal
+//     tail) and restarts, either the moment it gets the entry or the moment
+//     the leader commits it; once the leader commits it, the leader is cut
+//     off. The followers whose acknowledgments counted must still hold the
+//     entry, so the next leader does.
 //
 // The nemesis needs a workload that proposes at random replicas (Scenario's
 // client does) and is meant for runs whose leaders append no no-op (see
@@ -80,6 +81,7 @@ type Nemesis struct {
 	voteT uint64
 	early bool
 	down  []sim.NodeID
+	hit   []sim.NodeID // followers crashed in an acknowledgment episode
 }
 
 // NemesisStats counts how far the nemesis's episodes got.
@@ -98,8 +100,8 @@ type NemesisStats struct {
 	// VoterCrashes counts voters crashed right after they voted or their
 	// candidate won, and put with replicas that never saw the candidate.
 	VoterCrashes int
-	// AckCrashes counts the times a leader had just committed an entry
-	// and every follower holding it crashed at once.
+	// AckCrashes counts the times the followers holding a new entry
+	// crashed and the leader was cut off once it committed it.
 	AckCrashes int
 }
 
@@ -168,6 +170,25 @@ func (m *Nemesis) enter(s *sim.Sim, p phase) {
 func split(s *sim.Sim, groups ...[]sim.NodeID) {
 	s.Heal()
 	s.Partition(groups...)
+}
+
+// splitExcept is split, but leaves the link from keepFrom to keepTo open.
+func splitExcept(s *sim.Sim, keepFrom, keepTo sim.NodeID, groups ...[]sim.NodeID) {
+	s.Heal()
+	for gi, g := range groups {
+		for gj, h := range groups {
+			if gi == gj {
+				continue
+			}
+			for _, a := range g {
+				for _, b := range h {
+					if a != keepFrom || b != keepTo {
+						s.Block(a, b)
+					}
+				}
+			}
+		}
+	}
 }
 
 // leaderIn returns the live leader with the highest term above minTerm
@@ -517,7 +538,12 @@ func (m *Nemesis) voteWon(s *sim.Sim) {
 	}
 	m.down = nil
 	m.side = without(m.side, voter)
-	split(s, m.side, without(m.replicas(), m.side...))
+	if won {
+		split(s, m.side, without(m.replicas(), m.side...))
+	} else {
+		// The vote may be on its way to the candidate: let it arrive.
+		splitExcept(s, voter, m.cand, m.side, without(m.replicas(), m.side...))
+	}
 	m.stats.VoterCrashes++
 	m.note(s, "voter %d crashed (torn %v, candidate won %v) and restarted away from %d", voter, torn, won, m.cand)
 	m.enter(s, electElsewhere)
@@ -525,44 +551,56 @@ func (m *Nemesis) voteWon(s *sim.Sim) {
 
 // ---- acknowledged entries ----
 
-// startAck waits for leader l to commit an entry of its term.
+// startAck waits for leader l to replicate and commit an entry of its
+// term.
 func (m *Nemesis) startAck(s *sim.Sim, l sim.NodeID) {
 	r := Replica(s, l)
-	m.l1, m.t1, m.j1 = l, r.Term(), r.Commit()
-	m.note(s, "ack: leader %d (term %d) at commit %d", l, m.t1, m.j1)
+	m.l1, m.t1 = l, r.Term()
+	m.j1 = r.LastIndex() + 1 // the next entry the leader appends
+	m.early, m.hit = m.rng.IntN(2) == 0, m.hit[:0]
+	m.note(s, "ack: leader %d (term %d) at commit %d, crash early %v", l, m.t1, r.Commit(), m.early)
 	m.enter(s, ackCommit)
 }
 
-// ackCommit crashes, the moment leader l1 commits a new entry of its term,
-// every follower holding that entry (some tearing their unsynced journal
-// tail), cuts the leader off and restarts them: those whose
-// acknowledgments counted must still hold it, so the next leader does.
+// crash crashes replica id (tearing its unsynced journal tail or not) and
+// restarts it.
+func (m *Nemesis) crash(s *sim.Sim, id sim.NodeID) {
+	if m.rng.IntN(2) == 0 {
+		s.CrashTorn(id)
+	} else {
+		s.Crash(id)
+	}
+	s.Restart(id)
+}
+
+// ackCommit crashes and restarts the followers of leader l1 that hold its
+// entry j1, either each the moment it gets the entry (its acknowledgment
+// may be on its way) or all at once the moment the leader commits the
+// entry; once the leader commits it, the leader is cut off. Each follower
+// crashes at most once. The followers whose acknowledgments counted must
+// still hold the entry, so the next leader does.
 func (m *Nemesis) ackCommit(s *sim.Sim) {
 	r := Replica(s, m.l1)
 	if r == nil || r.Role() != raft.Leader || r.Term() != m.t1 {
 		m.end(s, "leader lost its leadership")
 		return
 	}
-	i := r.Commit()
-	if t, _ := r.TermAt(i); i <= m.j1 || t != m.t1 {
-		return
-	}
-	var crashed []sim.NodeID
-	for _, id := range without(m.replicas(), m.l1) {
-		if holds(s, id, i, m.t1) {
-			if m.rng.IntN(2) == 0 {
-				s.CrashTorn(id)
-			} else {
-				s.Crash(id)
+	committed := r.Commit() >= m.j1
+	if m.early || committed {
+		for _, id := range without(m.replicas(), m.l1) {
+			if !slices.Contains(m.hit, id) && holds(s, id, m.j1, m.t1) {
+				m.crash(s, id)
+				m.hit = append(m.hit, id)
+				m.note(s, "%d crashed holding %d", id, m.j1)
 			}
-			s.Restart(id)
-			crashed = append(crashed, id)
 		}
 	}
-	m.j1 = i
+	if !committed {
+		return
+	}
 	split(s, []sim.NodeID{m.l1}, without(m.replicas(), m.l1))
 	m.stats.AckCrashes++
-	m.note(s, "leader %d committed %d; %v crashed and restarted, the leader cut off", m.l1, i, crashed)
+	m.note(s, "leader %d committed %d and was cut off", m.l1, m.j1)
 	m.enter(s, electElsewhere)
 	m.side = []sim.NodeID{m.l1}
 	m.voteT = m.t1 + 1
