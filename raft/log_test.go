@@ -249,6 +249,9 @@ func TestVoteSurvivesRestart(t *testing.T) {
 	if r := out.Sends[len(out.Sends)-1].Msg.(RequestVoteReply); !r.Granted {
 		t.Fatal("vote not granted")
 	}
+	if out.Sends[len(out.Sends)-1].Early {
+		t.Fatal("the vote leaves before it is durable (SendEarly)")
+	}
 	j.Records = append(j.Records, out.Appends...) // what the host made durable before the reply left
 	v = boot()
 	if v.Term() != 3 || v.Vote() != 0 {
@@ -265,6 +268,9 @@ func TestVoteSurvivesRestart(t *testing.T) {
 		Entries: []Entry{{Index: 3, Term: 3, Data: []byte("x")}}}}, &out)
 	if r := out.Sends[len(out.Sends)-1].Msg.(AppendEntriesReply); !r.Success || r.Index != 3 {
 		t.Fatalf("append refused: %+v", r)
+	}
+	if out.Sends[len(out.Sends)-1].Early {
+		t.Fatal("the acknowledgment leaves before the entries are durable (SendEarly)")
 	}
 	j.Records = append(j.Records, out.Appends...)
 	if v = boot(); v.LastIndex() != 3 {
