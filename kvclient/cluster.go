@@ -122,8 +122,9 @@ func (p *Pool) Close() error {
 // looks for the leader itself (following "not leader" hints, moving to the
 // next server when an attempt times out or a connection fails), retries
 // with a jittered exponential backoff, and makes every write exactly-once
-// through a session: a 64-bit client id and a sequence number per write,
-// so that a retried write is never applied twice.
+// through a session: opened through the log before the first write (and
+// again after one expired), with a sequence number per write, so that a
+// retried write is never applied twice.
 //
 // A Session runs one call at a time (concurrent calls wait their turn),
 // which is what sessions need: writes are numbered in order. Use several
@@ -246,8 +247,7 @@ func (s *Session) call(ctx context.Context, req kvsm.Request) (kvsm.Response, er
 		// Open a session first. Nothing is written yet, so a failure here
 		// leaves the outcome known: not applied. A retried open may leave
 		// a spare session behind on the servers; it expires.
-		open := kvsm.Request{Op: kvsm.OpOpen, Client: s.rng.Uint64() | 1}
-		resp, err := s.roundTrip(ctx, open, false)
+		resp, err := s.roundTrip(ctx, kvsm.Request{Op: kvsm.OpOpen}, false)
 		if err != nil {
 			return resp, fmt.Errorf("opening a session: %w", err)
 		}

@@ -87,10 +87,9 @@ const (
 type clientOp struct {
 	call Call
 	// opening: the call is a write and the client has no session yet; it
-	// opens one (OpOpen with nonce) before sending the write itself, whose
-	// attempts have request ids from writeFrom on.
+	// opens one (OpOpen) before sending the write itself, whose attempts
+	// have request ids from writeFrom on.
 	opening   bool
-	nonce     uint64
 	writeFrom uint64
 	seq       uint64
 	firstID   uint64 // request id of the first attempt
@@ -218,7 +217,7 @@ func (c *Client) next(out *sim.Effects) {
 	op := &clientOp{call: call, invoked: c.now}
 	if call.Op.IsWrite() {
 		if c.client == 0 {
-			op.opening, op.nonce = true, c.rand.Uint64()|1
+			op.opening = true
 		} else {
 			c.seq++
 			op.seq = c.seq
@@ -248,7 +247,7 @@ func (c *Client) attempt(out *sim.Effects) {
 	req := Request{ID: c.nextID, Op: op.call.Op, Key: op.call.Key}
 	switch {
 	case op.opening:
-		req = Request{ID: c.nextID, Op: OpOpen, Client: op.nonce}
+		req = Request{ID: c.nextID, Op: OpOpen}
 	case op.call.Op == OpSet:
 		req.Value = op.call.Value
 	}
@@ -312,6 +311,10 @@ func (c *Client) response(m Response, out *sim.Effects) {
 	case StatusOK:
 		if !op.opening {
 			c.finish(Done{Status: m.Status, Result: m.Value}, out)
+			return
+		}
+		if m.Session == 0 { // a server that does not know sessions
+			c.finish(Done{Status: StatusError, Result: []byte("the server opened no session")}, out)
 			return
 		}
 		// The session is open: now the write itself, at the same server.

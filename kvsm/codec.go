@@ -17,9 +17,8 @@ const (
 	OpSet    Op = 2
 	OpDelete Op = 3
 	// OpOpen opens an exactly-once session on a replicated server (see
-	// State); it carries no key. Its Client field is a random nonce that
-	// tells the client's own open apart from others', and the answer
-	// carries the new session's id in Response.Session.
+	// State); it carries no key and no client or seq. The answer carries
+	// the new session's id in Response.Session.
 	OpOpen Op = 4
 )
 
@@ -171,8 +170,8 @@ func AppendRequest(dst []byte, r *Request) ([]byte, error) {
 	if r.Op < OpGet || r.Op > maxOp {
 		return dst, fmt.Errorf("kvsm: bad op %d", r.Op)
 	}
-	if r.Op == OpOpen && len(r.Key) != 0 {
-		return dst, errors.New("kvsm: open request with a key")
+	if r.Op == OpOpen && (len(r.Key) != 0 || r.Client != 0 || r.Seq != 0) {
+		return dst, errors.New("kvsm: open request with a key, client or seq")
 	}
 	if len(r.Key) > MaxKey {
 		return dst, fmt.Errorf("kvsm: key of %d bytes exceeds %d", len(r.Key), MaxKey)
@@ -349,8 +348,8 @@ func DecodeRequest(b []byte) (Request, error) {
 		q.Seq = r.uvarint()
 	}
 	q.Key = r.bytes(MaxKey, "key")
-	if q.Op == OpOpen && len(q.Key) != 0 {
-		r.fail("open request with a key")
+	if q.Op == OpOpen && (len(q.Key) != 0 || flags&flagSession != 0) {
+		r.fail("open request with a key, client or seq")
 	}
 	if q.Op == OpSet {
 		q.Value = r.bytes(MaxValue, "value")

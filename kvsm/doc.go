@@ -17,7 +17,7 @@
 //	Response: 'R' | status byte | flags byte | id | [value  if flags&2] | [leader+1  if flags&4] | [session  if flags&8]
 //
 // Ops: 1 get, 2 set, 3 delete, 4 open (a session, replicated KV only; no
-// key, the client field is a nonce, the response carries the session id). Statuses: 0 ok, 1 not found, 2 bad request,
+// key, client or seq; the response carries the session id). Statuses: 0 ok, 1 not found, 2 bad request,
 // 3 error (the value carries a message for these two), 4 not leader (with
 // the leader hint, flag 4), 5 session expired; the last two come only from
 // the replicated KV (see Replica). The id is the

@@ -134,7 +134,7 @@ func TestCodecRoundTrip(t *testing.T) {
 		if diff := cmp.Diff(resp, got); diff != "" {
 			t.Fatalf("response round trip (-want +got):\n%s", diff)
 		}
-		open := kvsm.Request{ID: rapid.Uint64().Draw(t, "openID"), Op: kvsm.OpOpen, Client: rapid.Uint64().Draw(t, "nonce")}
+		open := kvsm.Request{ID: rapid.Uint64().Draw(t, "openID"), Op: kvsm.OpOpen}
 		b, err = c.Encode(b[:0], open)
 		if err != nil {
 			t.Fatal(err)
@@ -158,6 +158,7 @@ func TestCodecRejects(t *testing.T) {
 		"huge key":      {'Q', 1, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f},
 		"bad status":    {'R', 9, 0, 0},
 		"open with key": {'Q', 4, 0, 0, 1, 'k'},
+		"open w/ seq":   {'Q', 4, 1, 0, 5, 1, 0},
 		"session 0":     {'R', 0, 8, 0, 0},
 	} {
 		if m, err := c.Decode(b); err == nil {
@@ -181,7 +182,7 @@ func fuzzSeeds(f *testing.F) {
 		kvsm.Response{ID: 1, Status: kvsm.StatusOK, Value: []byte("hello")},
 		kvsm.Response{ID: 2, Status: kvsm.StatusNotFound},
 		kvsm.Response{ID: 3, Status: kvsm.StatusOK, Value: []byte{}},
-		kvsm.Request{ID: 4, Op: kvsm.OpOpen, Client: 99},
+		kvsm.Request{ID: 4, Op: kvsm.OpOpen},
 		kvsm.Response{ID: 4, Status: kvsm.StatusOK, Session: 12},
 	} {
 		b, err := c.Encode(nil, m)

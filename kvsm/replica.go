@@ -28,12 +28,14 @@ type ReplicaObservation struct {
 	Err  string
 }
 
+// writeWaiter is a client waiting for the entry this node proposed at
+// index in term: the entry applied there is its own only if its term is
+// the same (a request's id, client and seq may repeat across clients).
 type writeWaiter struct {
-	index  uint64
-	from   sim.NodeID
-	id     uint64
-	client uint64
-	seq    uint64
+	index uint64
+	term  uint64
+	from  sim.NodeID
+	id    uint64
 }
 
 type readWaiter struct {
@@ -186,7 +188,7 @@ func (r *Replica) request(ev sim.Event, req Request) {
 		return
 	}
 	r.bindTerm()
-	w := writeWaiter{from: ev.From, id: req.ID, client: req.Client, seq: req.Seq}
+	w := writeWaiter{from: ev.From, id: req.ID, term: r.node.Term()}
 	// Register before proposing: a one-node cluster applies the entry
 	// inside Propose.
 	w.index = r.node.LastIndex() + 1
@@ -244,16 +246,16 @@ type replicaApp Replica
 
 func (a *replicaApp) Apply(index uint64, data []byte) {
 	r := (*Replica)(a)
-	req, stamp, err := DecodeCommand(data)
+	req, stamp, version, err := decodeCommand(data)
 	if err != nil {
 		r.observe("bad-entry", fmt.Errorf("entry %d: %w", index, err))
 		return
 	}
-	resp := r.state.ApplyCommand(req, stamp)
+	resp := r.state.applyEntry(req, stamp, version)
 	for len(r.writes) > 0 && r.writes[0].index <= index {
 		w := r.writes[0]
 		r.writes = r.writes[1:]
-		if w.index == index && w.client == req.Client && w.seq == req.Seq && w.id == req.ID {
+		if t, _ := r.node.TermAt(index); w.index == index && w.term == t {
 			resp.ID = w.id
 			r.send(w.from, resp)
 		} else {

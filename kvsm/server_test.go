@@ -99,7 +99,7 @@ func TestServerRefusesBadRequests(t *testing.T) {
 	if m.Store().Len() != 0 {
 		t.Fatal("refused request changed the store")
 	}
-	out = step(t, m, d, sim.Event{Kind: sim.EventMessage, From: 3, Msg: kvsm.Request{ID: 6, Op: kvsm.OpOpen, Client: 9}})
+	out = step(t, m, d, sim.Event{Kind: sim.EventMessage, From: 3, Msg: kvsm.Request{ID: 6, Op: kvsm.OpOpen}})
 	if len(out.Appends) != 0 || len(out.Sends) != 1 || out.Sends[0].Msg.(kvsm.Response).Status != kvsm.StatusBadRequest {
 		t.Fatalf("open on a standalone server: %+v", out)
 	}

@@ -157,15 +157,35 @@ func (s *State) ApplyCommand(req Request, stamp time.Duration) Response {
 	return resp
 }
 
-// open opens a session with the next id.
+// applyEntry applies a command decoded from a log entry of the given
+// version (see AppendCommand).
+func (s *State) applyEntry(req Request, stamp time.Duration, version byte) Response {
+	if version == 1 && req.Client != 0 && req.Op.IsWrite() && req.Seq == 1 && s.sessions[req.Client] == nil {
+		s.advance(stamp)
+		s.add(req.Client) // the implicit open of version 1
+	}
+	return s.ApplyCommand(req, stamp)
+}
+
+// open opens a session with the next id not in use (ids restored from a
+// version 1 snapshot were drawn at random).
 func (s *State) open(req Request) Response {
-	if len(s.sessions) >= s.cfg.MaxSessions {
-		s.evictOldest()
+	for s.nextID == 0 || s.sessions[s.nextID] != nil {
+		s.nextID++
 	}
 	id := s.nextID
 	s.nextID++
-	s.sessions[id] = &session{active: s.clock}
+	s.add(id)
 	return Response{ID: req.ID, Status: StatusOK, Session: id}
+}
+
+// add opens session id, evicting the least recently active one if the
+// table is full.
+func (s *State) add(id uint64) {
+	if len(s.sessions) >= s.cfg.MaxSessions {
+		s.evictOldest()
+	}
+	s.sessions[id] = &session{active: s.clock}
 }
 
 // advance moves the logical clock to stamp (it never goes back) and expires
@@ -278,8 +298,6 @@ func (s *State) Restore(b []byte) error {
 		switch {
 		case c == 0 || i > 0 && c <= prev:
 			r.fail("snapshot sessions out of order at %d", i)
-		case version >= 2 && c >= nextID:
-			r.fail("snapshot session %d not below the next id %d", c, nextID)
 		case ss.status > maxStatus:
 			r.fail("snapshot session status %d", ss.status)
 		case active > 1<<62:
@@ -309,17 +327,21 @@ func (s *State) Restore(b []byte) error {
 		return err
 	}
 	if version == 1 { // ids were drawn at random: count on from the highest
-		nextID = max(prev+1, 1)
+		nextID = prev + 1 // 0 after the largest id: open skips 0 and ids in use
 	}
 	s.store, s.sessions, s.nextID = store, sessions, nextID
 	s.clock, s.nextSweep, s.applied = time.Duration(clock), time.Duration(next), applied
 	return nil
 }
 
-// Command entries, the data of the replicated log: 'C' | version 1 | stamp
+// Command entries, the data of the replicated log: 'C' | version | stamp
 // uvarint (the proposing leader's clock, in nanoseconds) | an encoded
-// Request (see AppendRequest).
-const commandVersion = 1
+// Request (see AppendRequest). Version 2 entries follow today's session
+// rules; version 1 entries, written before sessions were opened through
+// the log, are applied by the rules of their time (a write numbered 1
+// opened its session under the client's own id), so a log written by an
+// older release replays to the same state.
+const commandVersion = 2
 
 // AppendCommand appends the log entry for req, stamped with the leader's
 // clock reading.
@@ -329,23 +351,29 @@ func AppendCommand(dst []byte, req *Request, stamp time.Duration) ([]byte, error
 	return AppendRequest(dst, req)
 }
 
-// DecodeCommand decodes a log entry written by AppendCommand. It never
-// panics and copies what it keeps.
+// DecodeCommand decodes a log entry written by AppendCommand (of this
+// release or an earlier one). It never panics and copies what it keeps.
 func DecodeCommand(b []byte) (Request, time.Duration, error) {
+	req, stamp, _, err := decodeCommand(b)
+	return req, stamp, err
+}
+
+func decodeCommand(b []byte) (Request, time.Duration, byte, error) {
 	r := reader{b: b}
-	if r.byte() != 'C' || r.byte() != commandVersion {
-		r.fail("not a version 1 command")
+	tag, version := r.byte(), r.byte()
+	if r.err == nil && (tag != 'C' || version < 1 || version > commandVersion) {
+		r.fail("not a command of version 1 or 2")
 	}
 	stamp := r.uvarint()
 	if r.err == nil && stamp > 1<<62 {
 		r.fail("command stamp out of range")
 	}
 	if r.err != nil {
-		return Request{}, 0, r.err
+		return Request{}, 0, 0, r.err
 	}
 	req, err := DecodeRequest(r.b)
 	if err != nil {
-		return Request{}, 0, err
+		return Request{}, 0, 0, err
 	}
-	return req, time.Duration(stamp), nil
+	return req, time.Duration(stamp), version, nil
 }

@@ -2,6 +2,7 @@ package kvsm_test
 
 import (
 	"bytes"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -26,7 +27,7 @@ func value(t *testing.T, st *kvsm.State, key string) string {
 // open opens a session at stamp and returns its id.
 func open(t *testing.T, st *kvsm.State, stamp time.Duration) uint64 {
 	t.Helper()
-	r := st.ApplyCommand(kvsm.Request{ID: 1, Op: kvsm.OpOpen, Client: 77}, stamp)
+	r := st.ApplyCommand(kvsm.Request{ID: 1, Op: kvsm.OpOpen}, stamp)
 	if r.Status != kvsm.StatusOK || r.Session == 0 {
 		t.Fatalf("open: %+v", r)
 	}
@@ -195,6 +196,8 @@ func FuzzDecodeCommand(f *testing.F) {
 	b, _ := kvsm.AppendCommand(nil, &req, time.Second)
 	f.Add(b)
 	f.Add([]byte{'C', 1, 0})
+	v1, _ := kvsm.AppendRequest([]byte{'C', 1, 5}, &req) // a version 1 entry
+	f.Add(v1)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		req, stamp, err := kvsm.DecodeCommand(b)
 		if err != nil {
@@ -212,10 +215,17 @@ func FuzzDecodeCommand(f *testing.F) {
 
 func FuzzRestoreState(f *testing.F) {
 	st := kvsm.NewState(kvsm.SessionConfig{})
-	st.ApplyCommand(set(3, 1, "k", "v"), time.Second)
+	c := st.ApplyCommand(kvsm.Request{Op: kvsm.OpOpen}, time.Second).Session
+	st.ApplyCommand(set(c, 1, "k", "v"), time.Second)
 	st.ApplyCommand(kvsm.Request{Op: kvsm.OpSet, Key: []byte("x"), Value: []byte("y")}, 2*time.Second)
+	if st.Sessions() != 1 {
+		f.Fatalf("seed state has %d sessions, want 1", st.Sessions())
+	}
 	f.Add(st.Snapshot())
 	f.Add(kvsm.NewState(kvsm.SessionConfig{}).Snapshot())
+	// Version 1: clock, next sweep, applied, one session (id 9, seq 1, ok,
+	// active 0, no value), an empty store.
+	f.Add(append([]byte{'K', 1, 0, 0, 1, 1, 9, 1, 0, 0, 0}, kvsm.NewStore().Snapshot()...))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		s := kvsm.NewState(kvsm.SessionConfig{})
 		if err := s.Restore(b); err != nil {
@@ -273,7 +283,7 @@ func TestReplicaRetryAcrossRestart(t *testing.T) {
 		}
 	}
 	for range 3 { // sessions 1, 2 and 3
-		inject(kvsm.Request{ID: 1, Op: kvsm.OpOpen, Client: 77})
+		inject(kvsm.Request{ID: 1, Op: kvsm.OpOpen})
 	}
 	inject(set(1, 1, "k", "first"))
 	inject(set(2, 1, "k", "second"))
@@ -331,4 +341,48 @@ func FuzzReplicaCodec(f *testing.F) {
 			t.Fatalf("re-decoding %#v gave %#v, %v", m, m2, err)
 		}
 	})
+}
+
+// TestReplicaAnswersOnlyItsOwnEntry: node 0 leads term 1 and proposes
+// client A's write (request id 1) at index 2; a leader of term 2 puts
+// client B's write, also request id 1, at index 2 and commits it. Node 0
+// learns of it in one step — steps down, replaces its entry, applies B's —
+// and must tell A "not leader", not B's "ok": A's write was never applied.
+func TestReplicaAnswersOnlyItsOwnEntry(t *testing.T) {
+	r := kvsm.NewReplica(0, kvsm.ReplicaConfig{Raft: raft.Config{Peers: []sim.NodeID{0, 1, 2}}})
+	var out sim.Effects
+	var now time.Duration
+	step := func(ev sim.Event) {
+		now += time.Millisecond
+		ev.Now = now
+		out.Reset()
+		r.Step(ev, &out)
+	}
+	step(sim.Event{Kind: sim.EventStart, Boot: &sim.Boot{ID: 0, Rand: rand.New(rand.NewPCG(1, 2))}})
+	now += time.Second
+	step(sim.Event{Kind: sim.EventTimer, Timer: raft.TimerPrefix + "election"})
+	step(sim.Event{Kind: sim.EventMessage, From: 1, Msg: raft.RequestVoteReply{Term: 1, Granted: true}})
+	if !r.IsLeader() {
+		t.Fatalf("node 0 is %v, want leader", r.Raft().Role())
+	}
+	const clientA, clientB = 100, 101
+	step(sim.Event{Kind: sim.EventMessage, From: clientA, Msg: kvsm.Request{ID: 1, Op: kvsm.OpSet, Key: []byte("a"), Value: []byte("A")}})
+	b, err := kvsm.AppendCommand(nil, &kvsm.Request{ID: 1, Op: kvsm.OpSet, Key: []byte("b"), Value: []byte("B")}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	step(sim.Event{Kind: sim.EventMessage, From: 1, Msg: raft.AppendEntries{Term: 2, PrevIndex: 1, PrevTerm: 1, Commit: 2,
+		Entries: []raft.Entry{{Index: 2, Term: 2, Type: raft.EntryNormal, Data: b}}}})
+	var answered bool
+	for _, s := range out.Sends {
+		if resp, ok := s.Msg.(kvsm.Response); ok && s.To == clientA {
+			answered = true
+			if resp.Status != kvsm.StatusNotLeader {
+				t.Errorf("client A answered %+v; want not leader (the store has b=B, no a)", resp)
+			}
+		}
+	}
+	if !answered || value(t, r.State(), "b") != "B" || value(t, r.State(), "a") != "" {
+		t.Fatalf("answered A: %v; store a=%q b=%q", answered, value(t, r.State(), "a"), value(t, r.State(), "b"))
+	}
 }
