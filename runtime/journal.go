@@ -30,10 +30,6 @@ const (
 	recHeaderSize = 8  // length, crc
 	snapHeader    = 20 // magic, base, length, crc
 	flushAt       = 4 << 20
-	// preallocChunk is how far the wal file is extended ahead of its
-	// records (where the system can): appends then change no metadata,
-	// which makes each sync cheaper.
-	preallocChunk = 1 << 20
 )
 
 // ErrCorrupt marks a journal that cannot be recovered without losing data
@@ -59,22 +55,20 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // the old one, fsync the directory), so a crash leaves the old or the new
 // version, never a mix; only the end of journal.wal can be torn.
 //
-// While open, the wal file is extended with zeros ahead of its records
-// (preallocated, on Linux), so a sync commits data only; Close trims it.
-//
 // Recovery (OpenJournal): a last record that is incomplete, or that ends the
 // file and fails its checksum, or whose claimed end is followed by nothing
-// but zero bytes, is a torn write: the file is truncated before it. A record that fails its
-// checksum with other data after it, or a damaged header or snapshot, is
-// corruption: OpenJournal refuses with an error naming the file and offset.
+// but zero bytes, is a torn write: the file is truncated before it. A
+// record that fails its checksum with other data after it, or a damaged
+// header or snapshot, is corruption: OpenJournal refuses with an error
+// naming the file and offset. Records are only ever appended (never
+// written into preallocated space), so on a file system that orders data
+// before metadata a crash's torn writes lie past the last synced size.
 type Journal struct {
 	dir      string
 	f        *os.File
 	base     uint64  // absolute index of the first record in the wal
 	offsets  []int64 // file offset of record base+i
 	size     int64   // bytes written to the wal file
-	alloc    int64   // the wal file's length, preallocated zeros included
-	fixed    bool    // preallocation failed: plain appends from now on
 	pending  []byte  // encoded records not yet written to the file
 	dirty    bool    // written but not yet fsync'd
 	snapBase uint64
@@ -151,12 +145,14 @@ func openLocked(dir string) (*Journal, error) {
 			j.f.Close()
 			return nil, fmt.Errorf("runtime: journal: truncating torn tail of %s: %w", walPath, err)
 		}
-		if err := j.f.Sync(); err != nil {
-			j.f.Close()
-			return nil, fmt.Errorf("runtime: journal: %w", err)
-		}
 	}
-	j.base, j.offsets, j.size, j.alloc = base, offsets, end, end
+	// What was read may have come from the page cache of a process killed
+	// before its sync: make it durable before the machine acts on it.
+	if err := j.f.Sync(); err != nil {
+		j.f.Close()
+		return nil, fmt.Errorf("runtime: journal: %w", err)
+	}
+	j.base, j.offsets, j.size = base, offsets, end
 	j.rec.Base = base
 	j.rec.Records = recs
 	if j.hasSnap {
@@ -267,13 +263,6 @@ func (j *Journal) write() error {
 	if len(j.pending) == 0 {
 		return nil
 	}
-	if end := j.size + int64(len(j.pending)); end > j.alloc && !j.fixed {
-		if err := preallocate(j.f, j.alloc, end+preallocChunk-j.alloc); err != nil {
-			j.fixed = true // unsupported here: append, paying for metadata at each sync
-		} else {
-			j.alloc = end + preallocChunk
-		}
-	}
 	if _, err := j.f.WriteAt(j.pending, j.size); err != nil {
 		return fmt.Errorf("runtime: journal write: %w", err)
 	}
@@ -383,7 +372,6 @@ func (j *Journal) writeWAL(base uint64, records io.Reader) error {
 		return fmt.Errorf("runtime: journal: %w", err)
 	}
 	j.f, j.base, j.size, j.dirty = f, base, walHeaderSize+n, false
-	j.alloc = j.size
 	return nil
 }
 
@@ -424,20 +412,12 @@ func syncDir(dir string) error {
 	return d.Sync()
 }
 
-// Close syncs the journal, trims the wal's preallocated tail and closes it.
+// Close syncs and closes the journal.
 func (j *Journal) Close() error {
 	if j.f == nil {
 		return nil
 	}
 	err := j.Sync()
-	if err == nil && j.alloc > j.size {
-		if err = j.f.Truncate(j.size); err == nil {
-			err = j.f.Sync()
-		}
-		if err != nil {
-			err = fmt.Errorf("runtime: journal: trimming %s: %w", WALFile, err)
-		}
-	}
 	if cerr := j.f.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("runtime: journal: %w", cerr)
 	}

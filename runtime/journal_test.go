@@ -268,11 +268,11 @@ func TestJournalLockedWhileOpen(t *testing.T) {
 	j.Close()
 }
 
-// TestJournalPreallocatedTail: a crash leaves the wal with zeros after its
-// records (the preallocated part) and maybe a half-written record in them;
-// recovery keeps every whole record, new records follow, and Close trims
-// the file to its records.
-func TestJournalPreallocatedTail(t *testing.T) {
+// TestJournalZeroTail: a crash can leave the wal with zeros after its
+// records (space the file system allocated but never wrote) and maybe a
+// half-written record in them; recovery keeps every whole record, cuts the
+// rest, and new records follow.
+func TestJournalZeroTail(t *testing.T) {
 	base := t.TempDir()
 	live := filepath.Join(base, "live")
 	j, err := runtime.OpenJournal(live)
@@ -297,7 +297,7 @@ func TestJournalPreallocatedTail(t *testing.T) {
 	if len(img) < end {
 		t.Fatalf("wal holds %d bytes, want at least the %d of its records", len(img), end)
 	}
-	img = append(img, make([]byte, 4096)...) // zeros beyond, preallocated or not
+	img = append(img, make([]byte, 4096)...)
 	half := append([]byte(nil), img...)
 	copy(half[end:], []byte{50, 0, 0, 0, 1, 2, 3, 4, 'p', 'a', 'r', 't'}) // a record cut off after 4 of 50 bytes
 	for name, b := range map[string][]byte{"zeros": img, "half record": half} {
@@ -315,7 +315,7 @@ func TestJournalPreallocatedTail(t *testing.T) {
 			t.Fatalf("%s: after appending (-want +got):\n%s", name, diff)
 		}
 		if fi, err := os.Stat(filepath.Join(dir, runtime.WALFile)); err != nil || fi.Size() != int64(end+8+len("next")) {
-			t.Fatalf("%s: closed wal is %v bytes (%v), want exactly its records, %d", name, fi.Size(), err, end+8+len("next"))
+			t.Fatalf("%s: wal is %v bytes (%v), want exactly its records, %d", name, fi.Size(), err, end+8+len("next"))
 		}
 	}
 	j.Close()
