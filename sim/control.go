@@ -62,6 +62,13 @@ func (s *Sim) crash(id NodeID, torn bool) {
 	if !n.up {
 		return
 	}
+	// A sync completing at this very instant has completed: the messages
+	// waiting for it count as sent (see deliver), so its writes must count
+	// as durable.
+	for len(n.syncing) > 0 && n.syncing[0].done <= s.now {
+		n.applyDurable(n.syncing[0].ops)
+		n.syncing = n.syncing[1:]
+	}
 	var unsynced []diskOp
 	for _, b := range n.syncing {
 		unsynced = append(unsynced, b.ops...)
@@ -120,8 +127,11 @@ func (s *Sim) Resume(id NodeID) {
 	n.paused = false
 	s.noteNode(id, "resume", "")
 	for _, it := range n.held {
+		// Keep each item's sequence number: it goes before anything queued
+		// for this instant after it was, so the node's notifications and
+		// messages stay in order.
 		it.at = s.now
-		s.push(it)
+		s.q.push(it)
 	}
 	n.held = nil
 }
