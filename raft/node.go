@@ -401,9 +401,11 @@ func (n *Node) appendLocal(t EntryType, data []byte, out *sim.Effects) uint64 {
 
 // synced handles the host's word that the log is durable up to index idx,
 // as of the event that appended entry idx. Only a leader cares, and only
-// for entries of its own term: notifications arrive in order, and every
-// one asked for before this node last won an election arrives before that
-// election's vote requests left, hence before it leads.
+// for entries of its own term. A notification from an earlier leadership
+// cannot pass for one of this: notifications arrive in order, each once
+// the writes before it are durable, and this node's vote requests of the
+// election it won left only after all of its earlier writes were durable;
+// the votes came back later still.
 func (n *Node) synced(idx uint64, out *sim.Effects) {
 	if n.role != Leader || n.self < 0 {
 		return

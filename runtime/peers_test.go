@@ -71,7 +71,7 @@ func TestTCPPeersCluster(t *testing.T) {
 	go run(1)
 	go run(2)
 	// Each of them has failed twice: the first dial and a retry.
-	for logs.count("dial to peer failed; retrying\" node=1 peer=0") < 2 || logs.count("dial to peer failed; retrying\" node=2 peer=0") < 2 {
+	for logs.failedDials(1, 0) < 2 || logs.failedDials(2, 0) < 2 {
 		select {
 		case <-ctx.Done():
 			t.Fatalf("the dials to the absent node were not retried; log:\n%s", logs.String())
@@ -254,4 +254,14 @@ func (l *logBuffer) String() string {
 	return l.b.String()
 }
 
-func (l *logBuffer) count(s string) int { return strings.Count(l.String(), s) }
+// failedDials counts the log lines saying node's dial to peer failed.
+func (l *logBuffer) failedDials(node, peer int) int {
+	n := 0
+	for _, line := range strings.Split(l.String(), "\n") {
+		if strings.Contains(line, "dial to peer failed") && strings.Contains(line, fmt.Sprintf(" node=%d ", node)) &&
+			strings.Contains(line, fmt.Sprintf(" peer=%d ", peer)) {
+			n++
+		}
+	}
+	return n
+}
