@@ -200,15 +200,7 @@ func (s *Sim) releaseClogged() {
 // or long tail). Scheduled faults still pending are cancelled.
 func (s *Sim) HealAll() {
 	s.cfg.Faults = nil
-	kept := s.q.items[:0]
-	for _, it := range s.q.items {
-		if it.kind != itemFault {
-			kept = append(kept, it)
-		}
-	}
-	clear(s.q.items[len(kept):])
-	s.q.items = kept
-	s.q.heapify()
+	s.q.filter(func(it *item) bool { return it.kind != itemFault })
 	s.Heal()
 	s.SetNetwork(s.net.Calm())
 	for i := range s.nodes {

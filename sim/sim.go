@@ -138,6 +138,7 @@ type Sim struct {
 	failure  *Failure
 
 	delivering *item // the message being delivered, for the trace
+	cur        item  // the item being dispatched (a field, so it is not allocated per step)
 }
 
 // Stream ids for deriving independent random streams from the root seed.
@@ -281,10 +282,11 @@ func (s *Sim) Step() bool {
 	if s.failure != nil || s.q.len() == 0 {
 		return false
 	}
-	it := s.q.pop()
+	it := &s.cur
+	s.q.pop(it)
 	s.now = it.at
 	s.steps++
-	if s.dispatch(&it) {
+	if s.dispatch(it) {
 		s.check()
 	}
 	return s.failure == nil

@@ -109,11 +109,11 @@ func probeOf(s *Sim, id NodeID) *probe { return s.Machine(id).(*probe) }
 // the counter it keeps.
 func inFlight(s *Sim) uint64 {
 	var c uint64
-	for _, it := range s.q.items {
+	s.q.each(func(it *item) {
 		if it.kind == itemMessage {
 			c++
 		}
-	}
+	})
 	for _, n := range s.nodes {
 		for _, it := range n.held {
 			if it.kind == itemMessage {
