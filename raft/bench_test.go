@@ -99,6 +99,7 @@ func BenchmarkSimStandard(b *testing.B) {
 		b.Run(mode, func(b *testing.B) {
 			var virtual time.Duration
 			var steps uint64
+			value := []byte("benchmark-value") // the clients' data, shared: entries are immutable
 			for i := 0; i < b.N; i++ {
 				c := newCluster(uint64(i+1), 5, func(sc *sim.Config, rc *Config) {
 					sc.Network = sim.Network{Delay: time.Millisecond, Jitter: time.Millisecond, Loss: 0.01}
@@ -114,7 +115,7 @@ func BenchmarkSimStandard(b *testing.B) {
 				for range 1000 {
 					if l := c.leader(); l != None {
 						c.nextID++
-						c.s.Inject(l, Propose{ID: c.nextID, Data: []byte("benchmark-value")})
+						c.s.Inject(l, Propose{ID: c.nextID, Data: value})
 					}
 					if err := c.s.RunFor(10 * time.Millisecond); err != nil {
 						b.Fatal(err)

@@ -85,11 +85,53 @@ func entriesSize(es []Entry) int {
 }
 
 func encodeEntries(es []Entry) []byte {
-	b := make([]byte, 0, 16+entriesSize(es))
-	b = append(b, recEntries)
-	b = binary.AppendUvarint(b, es[0].Index)
-	b = appendEntryBody(b, es)
-	return sealRecord(b)
+	return appendEntriesRecord(make([]byte, 0, entriesRecordSize(es)), es)
+}
+
+// entriesRecordSize bounds the encoded size of an entries record of es.
+func entriesRecordSize(es []Entry) int { return 16 + entriesSize(es) + 4 }
+
+// appendEntriesRecord appends the entries record of es to dst.
+func appendEntriesRecord(dst []byte, es []Entry) []byte {
+	start := len(dst)
+	dst = append(dst, recEntries)
+	dst = binary.AppendUvarint(dst, es[0].Index)
+	dst = appendEntryBody(dst, es)
+	return binary.LittleEndian.AppendUint32(dst, crc32.Checksum(dst[start:], castagnoli))
+}
+
+// recordArena carves small journal records out of shared chunks, so that
+// a node appending one record per message does not allocate one per
+// message. A record is never modified once it is handed to the host, and
+// the arena never writes a byte twice: records share a chunk's backing
+// array, never bytes, and each is clipped so that an append to it cannot
+// reach its neighbour.
+type recordArena struct{ buf []byte }
+
+const (
+	arenaChunk     = 16 << 10
+	arenaMaxRecord = arenaChunk / 16 // larger records get their own array
+)
+
+// entries encodes the entries record of es.
+func (a *recordArena) entries(es []Entry) []byte {
+	size := entriesRecordSize(es)
+	if size > arenaMaxRecord {
+		return encodeEntries(es)
+	}
+	// The size is a hint (varints may be longer), so leave room for the
+	// longest encoding and check that append did not move the bytes.
+	bound := size + 9 + 9*len(es)
+	if cap(a.buf)-len(a.buf) < bound {
+		a.buf = make([]byte, 0, arenaChunk)
+	}
+	free := cap(a.buf) - len(a.buf)
+	rec := appendEntriesRecord(a.buf[len(a.buf):len(a.buf)], es)
+	if cap(rec) != free {
+		return rec // reallocated by append: not in the arena
+	}
+	a.buf = a.buf[:len(a.buf)+len(rec)]
+	return rec[:len(rec):len(rec)]
 }
 
 // reader decodes varint fields, remembering the first error.

@@ -99,6 +99,7 @@ type Node struct {
 
 	pending []pendingProposal
 	reads   []readRequest
+	arena   recordArena // journal records are carved from here
 }
 
 // New returns a Node for member id. It does nothing until its start event.
@@ -231,7 +232,7 @@ func (n *Node) persistHardState(out *sim.Effects) {
 }
 
 func (n *Node) persistEntries(es []Entry, out *sim.Effects) {
-	out.Append(encodeEntries(es))
+	out.Append(n.arena.entries(es))
 	out.Sync()
 	n.journalNext++
 }
