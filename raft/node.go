@@ -214,6 +214,20 @@ func (n *Node) termAt(i uint64) (uint64, bool) {
 
 func (n *Node) entry(i uint64) *Entry { return &n.ents[i-n.snapIndex-1] }
 
+// appendToLog appends es to the log. A full log doubles its capacity (plain
+// append grows a large slice by only a quarter, so a log growing one entry
+// at a time would be copied whole again and again). Only the free space
+// past the end is ever written: messages in flight share the log's array
+// up to its length.
+func (n *Node) appendToLog(es ...Entry) {
+	if len(n.ents)+len(es) > cap(n.ents) {
+		grown := make([]Entry, len(n.ents), max(2*cap(n.ents), len(n.ents)+len(es), 64))
+		copy(grown, n.ents)
+		n.ents = grown
+	}
+	n.ents = append(n.ents, es...)
+}
+
 func (n *Node) pr(id sim.NodeID) *progress {
 	for i := range n.prs {
 		if n.prs[i].id == id {
@@ -394,7 +408,7 @@ func (n *Node) becomeLeader(out *sim.Effects) {
 // followers' run in parallel.
 func (n *Node) appendLocal(t EntryType, data []byte, out *sim.Effects) uint64 {
 	e := Entry{Index: n.lastIndex() + 1, Term: n.term, Type: t, Data: data}
-	n.ents = append(n.ents, e)
+	n.appendToLog(e)
 	n.persistEntries(n.ents[len(n.ents)-1:], out)
 	out.NotifySynced(e.Index)
 	return e.Index
@@ -839,7 +853,7 @@ func (n *Node) onAppendEntries(from sim.NodeID, m AppendEntries, out *sim.Effect
 			n.epoch++
 			n.truncAt = e.Index
 		}
-		n.ents = append(n.ents, es[k:]...)
+		n.appendToLog(es[k:]...)
 		n.persistEntries(es[k:], out)
 		break
 	}

@@ -13,8 +13,8 @@ const (
 	itemFault
 )
 
-// item is one entry of the event queue. Items are stored by value in a
-// slab so that scheduling an event allocates nothing.
+// item is one entry of the event queue. The queue stores items by value
+// in a slab, so scheduling an event allocates nothing.
 type item struct {
 	at       time.Duration
 	seq      uint64 // insertion order: breaks ties deterministically
@@ -32,8 +32,7 @@ type item struct {
 
 // qkey is a heap entry: the ordering key of one queued item and the slab
 // slot that holds it. Keys hold no pointers, so sifting them up and down
-// the heap moves 24 bytes and needs no write barriers, however large an
-// item is.
+// the heap moves 24 bytes and needs no write barriers.
 type qkey struct {
 	at   time.Duration
 	seq  uint64
@@ -47,12 +46,25 @@ func (a *qkey) less(b *qkey) bool {
 	return a.seq < b.seq
 }
 
+// slabItem is an item without its message: the slab holds these and the
+// messages side by side, so that storing, loading and freeing an item
+// copies plain memory and only the message needs a write barrier.
+type slabItem struct {
+	departAt, sentAt time.Duration
+	msgID            uint64
+	node, from       NodeID
+	inc, gen         uint32
+	slot             int32
+	kind             itemKind
+}
+
 // queue is a min-heap of items ordered by (at, seq): the heap orders keys,
 // the items themselves stay put in a slab whose free slots are reused.
-// Free slots are zeroed (kind 0), so they hold no references.
+// Free slots hold no message.
 type queue struct {
 	keys  []qkey
-	items []item
+	items []slabItem
+	msgs  []Message
 	free  []uint32
 }
 
@@ -63,31 +75,52 @@ func (q *queue) push(it item) {
 	if n := len(q.free); n > 0 {
 		slot = q.free[n-1]
 		q.free = q.free[:n-1]
-		q.items[slot] = it
 	} else {
 		slot = uint32(len(q.items))
-		q.items = append(q.items, it)
+		q.items = append(q.items, slabItem{})
+		q.msgs = append(q.msgs, nil)
+	}
+	q.items[slot] = slabItem{departAt: it.departAt, sentAt: it.sentAt, msgID: it.msgID,
+		node: it.node, from: it.from, inc: it.inc, gen: it.gen, slot: it.slot, kind: it.kind}
+	if it.msg != nil {
+		q.msgs[slot] = it.msg
 	}
 	q.keys = append(q.keys, qkey{at: it.at, seq: it.seq, slot: slot})
 	q.up(len(q.keys) - 1)
 }
 
+// load copies the item of key k into dst.
+func (q *queue) load(k qkey, dst *item) {
+	h := &q.items[k.slot]
+	dst.at, dst.seq = k.at, k.seq
+	dst.departAt, dst.sentAt, dst.msgID = h.departAt, h.sentAt, h.msgID
+	dst.node, dst.from, dst.inc, dst.gen, dst.slot, dst.kind = h.node, h.from, h.inc, h.gen, h.slot, h.kind
+	dst.msg = q.msgs[k.slot]
+}
+
+// release frees slot for reuse, dropping its message for the collector.
+func (q *queue) release(slot uint32) {
+	if q.msgs[slot] != nil {
+		q.msgs[slot] = nil
+	}
+	q.free = append(q.free, slot)
+}
+
 // pop removes the earliest item and copies it into dst.
 func (q *queue) pop(dst *item) {
-	slot := q.keys[0].slot
+	k := q.keys[0]
 	last := len(q.keys) - 1
 	q.keys[0] = q.keys[last]
 	q.keys = q.keys[:last]
 	if last > 0 {
 		q.down(0)
 	}
-	*dst = q.items[slot]
-	q.items[slot] = item{} // release references for the collector
-	q.free = append(q.free, slot)
+	q.load(k, dst)
+	q.release(k.slot)
 }
 
-// peek returns the earliest item; it stays valid until the next push or pop.
-func (q *queue) peek() *item { return &q.items[q.keys[0].slot] }
+// nextAt is the time of the earliest item.
+func (q *queue) nextAt() time.Duration { return q.keys[0].at }
 
 func (q *queue) up(i int) {
 	k := q.keys[i]
@@ -124,16 +157,17 @@ func (q *queue) down(i int) {
 	q.keys[i] = k
 }
 
-// filter keeps only the queued items keep accepts, in place.
+// filter keeps only the queued items keep accepts.
 func (q *queue) filter(keep func(*item) bool) {
 	kept := q.keys[:0]
+	var it item
 	for _, k := range q.keys {
-		if keep(&q.items[k.slot]) {
+		q.load(k, &it)
+		if keep(&it) {
 			kept = append(kept, k)
 			continue
 		}
-		q.items[k.slot] = item{}
-		q.free = append(q.free, k.slot)
+		q.release(k.slot)
 	}
 	q.keys = kept
 	for i := len(q.keys)/2 - 1; i >= 0; i-- {
@@ -141,9 +175,11 @@ func (q *queue) filter(keep func(*item) bool) {
 	}
 }
 
-// each calls f for every queued item, in no particular order.
+// each calls f with a copy of every queued item, in no particular order.
 func (q *queue) each(f func(*item)) {
+	var it item
 	for _, k := range q.keys {
-		f(&q.items[k.slot])
+		q.load(k, &it)
+		f(&it)
 	}
 }

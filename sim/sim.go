@@ -296,7 +296,7 @@ func (s *Sim) Step() bool {
 // of the interval. It returns the first checker failure.
 func (s *Sim) RunFor(d time.Duration) error {
 	end := s.now + d
-	for s.failure == nil && s.q.len() > 0 && s.q.peek().at <= end {
+	for s.failure == nil && s.q.len() > 0 && s.q.nextAt() <= end {
 		s.Step()
 	}
 	if s.failure == nil && end > s.now {
@@ -317,7 +317,7 @@ func (s *Sim) RunUntil(cond func(*Sim) bool, limit time.Duration) error {
 		if s.failure != nil {
 			return s.failure
 		}
-		if s.q.len() == 0 || s.q.peek().at > end {
+		if s.q.len() == 0 || s.q.nextAt() > end {
 			s.now = max(s.now, end)
 			return fmt.Errorf("after %v: %w", limit, ErrTimeout)
 		}
@@ -512,7 +512,7 @@ func (n *node) applyDurable(ops []diskOp) {
 	j := &n.durable
 	for _, op := range ops {
 		if op.snap == nil {
-			j.Records = append(j.Records, op.rec)
+			j.Records = appendRecord(j.Records, op.rec)
 			continue
 		}
 		upTo := min(op.snap.UpTo, j.Next())
@@ -522,6 +522,17 @@ func (n *node) applyDurable(ops []diskOp) {
 		}
 		j.Snapshot = op.snap.Data
 	}
+}
+
+// appendRecord appends rec to a durable journal, doubling its capacity when
+// full (append grows long slices by only a quarter at a time).
+func appendRecord(recs [][]byte, rec []byte) [][]byte {
+	if len(recs) == cap(recs) {
+		grown := make([][]byte, len(recs), max(2*cap(recs), 64))
+		copy(grown, recs)
+		recs = grown
+	}
+	return append(recs, rec)
 }
 
 func (s *Sim) setTimer(n *node, op TimerOp) {
