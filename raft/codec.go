@@ -17,7 +17,9 @@ import (
 // ids are varint(id+1) so None is 0; byte strings are varint length then
 // bytes; entries are varint count then {term, type byte, data} each, their
 // indices implied by PrevIndex. Decode copies its input once, so the
-// decoded message never aliases the caller's buffer.
+// decoded message never aliases the caller's buffer. Encode takes
+// AppendEntries and AppendEntriesReply as values or pointers (a Node sends
+// pointers); Decode returns values.
 type Codec struct{}
 
 const (
@@ -74,19 +76,19 @@ func (Codec) Encode(dst []byte, m sim.Message) ([]byte, error) {
 		dst = u(dst, m.Term)
 		dst = append(dst, flags(m.Granted, m.PreVote))
 	case AppendEntries:
-		dst = append(dst, tagAppendEntries)
-		dst = u(u(u(u(dst, m.Term), m.PrevIndex), m.PrevTerm), m.Commit)
-		for i := range m.Entries {
-			if m.Entries[i].Index != m.PrevIndex+1+uint64(i) {
-				return dst, fmt.Errorf("raft: AppendEntries entry %d has index %d after prev %d", i, m.Entries[i].Index, m.PrevIndex)
-			}
+		return appendAppendEntries(dst, &m)
+	case *AppendEntries:
+		if m == nil {
+			return dst, errors.New("raft: cannot encode a nil *AppendEntries")
 		}
-		dst = appendEntryBody(dst, m.Entries)
+		return appendAppendEntries(dst, m)
 	case AppendEntriesReply:
-		dst = append(dst, tagAppendEntriesReply)
-		dst = u(dst, m.Term)
-		dst = append(dst, flags(m.Success))
-		dst = u(u(u(dst, m.Index), m.ConflictTerm), m.ConflictIndex)
+		dst = appendAppendEntriesReply(dst, &m)
+	case *AppendEntriesReply:
+		if m == nil {
+			return dst, errors.New("raft: cannot encode a nil *AppendEntriesReply")
+		}
+		dst = appendAppendEntriesReply(dst, m)
 	case Heartbeat:
 		dst = append(dst, tagHeartbeat)
 		dst = u(u(u(dst, m.Term), m.Commit), m.Seq)
@@ -120,6 +122,26 @@ func (Codec) Encode(dst []byte, m sim.Message) ([]byte, error) {
 		return dst, fmt.Errorf("raft: cannot encode %T", m)
 	}
 	return dst, nil
+}
+
+func appendAppendEntries(dst []byte, m *AppendEntries) ([]byte, error) {
+	u := binary.AppendUvarint
+	dst = append(dst, tagAppendEntries)
+	dst = u(u(u(u(dst, m.Term), m.PrevIndex), m.PrevTerm), m.Commit)
+	for i := range m.Entries {
+		if m.Entries[i].Index != m.PrevIndex+1+uint64(i) {
+			return dst, fmt.Errorf("raft: AppendEntries entry %d has index %d after prev %d", i, m.Entries[i].Index, m.PrevIndex)
+		}
+	}
+	return appendEntryBody(dst, m.Entries), nil
+}
+
+func appendAppendEntriesReply(dst []byte, m *AppendEntriesReply) []byte {
+	u := binary.AppendUvarint
+	dst = append(dst, tagAppendEntriesReply)
+	dst = u(dst, m.Term)
+	dst = append(dst, flags(m.Success))
+	return u(u(u(dst, m.Index), m.ConflictTerm), m.ConflictIndex)
 }
 
 func (r *reader) id() sim.NodeID {

@@ -175,3 +175,39 @@ func FuzzJournalReplay(f *testing.F) {
 		}
 	})
 }
+
+// TestCodecPointerForms: the pointer forms a Node sends encode exactly as
+// their values (and decode to them); nil pointers are refused, not
+// dereferenced.
+func TestCodecPointerForms(t *testing.T) {
+	for _, m := range sampleMessages() {
+		var p sim.Message
+		switch m := m.(type) {
+		case AppendEntries:
+			p = &m
+		case AppendEntriesReply:
+			p = &m
+		default:
+			continue
+		}
+		if !IsMessage(p) {
+			t.Errorf("IsMessage(%T) is false", p)
+		}
+		want, err := Codec{}.Encode(nil, m)
+		if err != nil {
+			t.Fatalf("encode %T: %v", m, err)
+		}
+		got, err := Codec{}.Encode(nil, p)
+		if err != nil {
+			t.Fatalf("encode %T: %v", p, err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%T encodes to %x, its value to %x", p, got, want)
+		}
+	}
+	for _, p := range []sim.Message{(*AppendEntries)(nil), (*AppendEntriesReply)(nil)} {
+		if _, err := (Codec{}).Encode(nil, p); err == nil {
+			t.Errorf("encoded a nil %T", p)
+		}
+	}
+}

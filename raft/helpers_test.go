@@ -3,6 +3,7 @@ package raft
 import (
 	"encoding/binary"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/flotilla-sim/flotilla/sim"
@@ -209,4 +210,37 @@ func (c *cluster) maxCommit() uint64 {
 		}
 	}
 	return m
+}
+
+// msgName names a message's type without the package path's pointer
+// mark: a Node sends *AppendEntries where a decoded message is an
+// AppendEntries, and counts should not tell them apart.
+func msgName(m sim.Message) string {
+	return strings.TrimPrefix(fmt.Sprintf("%T", m), "*")
+}
+
+// asAppendEntries returns m as an AppendEntries, in either form.
+func asAppendEntries(m sim.Message) (AppendEntries, bool) {
+	switch m := m.(type) {
+	case AppendEntries:
+		return m, true
+	case *AppendEntries:
+		if m != nil {
+			return *m, true
+		}
+	}
+	return AppendEntries{}, false
+}
+
+// asAppendReply returns m as an AppendEntriesReply, in either form.
+func asAppendReply(m sim.Message) (AppendEntriesReply, bool) {
+	switch m := m.(type) {
+	case AppendEntriesReply:
+		return m, true
+	case *AppendEntriesReply:
+		if m != nil {
+			return *m, true
+		}
+	}
+	return AppendEntriesReply{}, false
 }

@@ -79,8 +79,8 @@ func (m *manual) deliver(keep func(e envelope) bool) {
 		if keep != nil && !keep(e) {
 			continue
 		}
-		m.stats[fmt.Sprintf("%T", e.msg)]++
-		if r, ok := e.msg.(AppendEntriesReply); ok && !r.Success {
+		m.stats[msgName(e.msg)]++
+		if r, ok := asAppendReply(e.msg); ok && !r.Success {
 			m.stats["reject"]++
 		}
 		m.step(e.to, sim.Event{Kind: sim.EventMessage, From: e.from, Msg: e.msg})

@@ -100,6 +100,8 @@ type Node struct {
 	pending []pendingProposal
 	reads   []readRequest
 	arena   recordArena // journal records are carved from here
+	aeSlab  slab[AppendEntries]
+	aerSlab slab[AppendEntriesReply]
 }
 
 // New returns a Node for member id. It does nothing until its start event.
@@ -479,7 +481,7 @@ func (n *Node) sendAppend(p *progress, out *sim.Effects) bool {
 	// Early: nothing in m relies on the leader's own unsynced writes (its
 	// term was durable before it could win; its commit index counts only
 	// durable copies), so it need not wait for the leader's fsync.
-	out.SendEarly(p.id, m)
+	out.SendEarly(p.id, n.aeSlab.put(m))
 	p.lastAppend = n.now
 	if p.state == stateReplicate {
 		if len(p.inflight) == 0 {
@@ -667,6 +669,14 @@ func (n *Node) message(from sim.NodeID, msg sim.Message, out *sim.Effects) {
 		n.onRequestVote(from, m, out)
 	case RequestVoteReply:
 		n.onRequestVoteReply(from, m, out)
+	case *AppendEntries:
+		if m != nil {
+			n.onAppendEntries(from, *m, out)
+		}
+	case *AppendEntriesReply:
+		if m != nil {
+			n.onAppendEntriesReply(from, *m, out)
+		}
 	case AppendEntries:
 		n.onAppendEntries(from, m, out)
 	case AppendEntriesReply:
@@ -803,7 +813,7 @@ func (n *Node) onAppendEntries(from sim.NodeID, m AppendEntries, out *sim.Effect
 		return
 	}
 	if !n.heardFromLeader(from, m.Term, out) {
-		out.Send(from, AppendEntriesReply{Term: n.term, Index: m.PrevIndex})
+		n.sendAppendReply(from, AppendEntriesReply{Term: n.term, Index: m.PrevIndex}, out)
 		return
 	}
 	prev, prevTerm, es := m.PrevIndex, m.PrevTerm, m.Entries
@@ -816,14 +826,14 @@ func (n *Node) onAppendEntries(from sim.NodeID, m AppendEntries, out *sim.Effect
 		// Everything up to our commit index is known to match.
 		skip := n.commit - prev
 		if skip >= uint64(len(es)) {
-			out.Send(from, AppendEntriesReply{Term: n.term, Success: true, Index: n.commit})
+			n.sendAppendReply(from, AppendEntriesReply{Term: n.term, Success: true, Index: n.commit}, out)
 			return
 		}
 		prev, prevTerm, es = n.commit, es[skip-1].Term, es[skip:]
 	}
 	t, ok := n.termAt(prev)
 	if !ok {
-		out.Send(from, AppendEntriesReply{Term: n.term, Index: m.PrevIndex, ConflictIndex: n.lastIndex() + 1})
+		n.sendAppendReply(from, AppendEntriesReply{Term: n.term, Index: m.PrevIndex, ConflictIndex: n.lastIndex() + 1}, out)
 		return
 	}
 	if t != prevTerm {
@@ -834,7 +844,7 @@ func (n *Node) onAppendEntries(from sim.NodeID, m AppendEntries, out *sim.Effect
 			}
 			i--
 		}
-		out.Send(from, AppendEntriesReply{Term: n.term, Index: m.PrevIndex, ConflictTerm: t, ConflictIndex: i})
+		n.sendAppendReply(from, AppendEntriesReply{Term: n.term, Index: m.PrevIndex, ConflictTerm: t, ConflictIndex: i}, out)
 		return
 	}
 	last := n.lastIndex()
@@ -861,7 +871,13 @@ func (n *Node) onAppendEntries(from sim.NodeID, m AppendEntries, out *sim.Effect
 	if m.Commit > n.commit {
 		n.commitTo(min(m.Commit, lastNew), out)
 	}
-	out.Send(from, AppendEntriesReply{Term: n.term, Success: true, Index: lastNew})
+	n.sendAppendReply(from, AppendEntriesReply{Term: n.term, Success: true, Index: lastNew}, out)
+}
+
+// sendAppendReply sends m to the leader to, as a pointer from the node's
+// slab (see slab).
+func (n *Node) sendAppendReply(to sim.NodeID, m AppendEntriesReply, out *sim.Effects) {
+	out.Send(to, n.aerSlab.put(m))
 }
 
 // replyFrom handles the term of a reply sent to a leader: a newer term makes
@@ -984,11 +1000,11 @@ func (n *Node) onInstallSnapshot(from sim.NodeID, m InstallSnapshot, out *sim.Ef
 		return
 	}
 	if !n.heardFromLeader(from, m.Term, out) {
-		out.Send(from, AppendEntriesReply{Term: n.term, Index: m.Index})
+		n.sendAppendReply(from, AppendEntriesReply{Term: n.term, Index: m.Index}, out)
 		return
 	}
 	if m.Index <= n.commit || m.Index > maxIndex {
-		out.Send(from, AppendEntriesReply{Term: n.term, Success: true, Index: n.commit})
+		n.sendAppendReply(from, AppendEntriesReply{Term: n.term, Success: true, Index: n.commit}, out)
 		return
 	}
 	if t, ok := n.termAt(m.Index); ok && t == m.LastTerm {
@@ -1004,7 +1020,7 @@ func (n *Node) onInstallSnapshot(from sim.NodeID, m InstallSnapshot, out *sim.Ef
 		n.app.Restore(m.Data)
 	}
 	n.saveSnapshot(out)
-	out.Send(from, AppendEntriesReply{Term: n.term, Success: true, Index: m.Index})
+	n.sendAppendReply(from, AppendEntriesReply{Term: n.term, Success: true, Index: m.Index}, out)
 }
 
 func (n *Node) onTimeoutNow(from sim.NodeID, m TimeoutNow, out *sim.Effects) {

@@ -367,7 +367,7 @@ type countingCodec struct{ m *map[string]int }
 
 func (c countingCodec) Encode(dst []byte, m sim.Message) ([]byte, error) {
 	if *c.m != nil {
-		(*c.m)[fmt.Sprintf("%T", m)]++
+		(*c.m)[msgName(m)]++
 	}
 	return Codec{}.Encode(dst, m)
 }

@@ -144,6 +144,12 @@ func (c *Config) fill() {
 }
 
 // Messages between raft nodes.
+//
+// A Node sends AppendEntries and AppendEntriesReply, the messages of the
+// steady state, as pointers (*AppendEntries, *AppendEntriesReply) carved
+// from shared chunks, so that sending one costs no allocation of its own;
+// Node.Step, Codec and IsMessage accept either form of both. Like every
+// message they are immutable once sent: a receiver must not modify one.
 
 // RequestVote asks for a vote (or, with PreVote, whether a vote would be
 // granted in Term without anyone changing term).
@@ -266,7 +272,8 @@ type Applied struct {
 func IsMessage(m sim.Message) bool {
 	switch m.(type) {
 	case RequestVote, RequestVoteReply, AppendEntries, AppendEntriesReply,
-		Heartbeat, HeartbeatReply, InstallSnapshot, TimeoutNow:
+		Heartbeat, HeartbeatReply, InstallSnapshot, TimeoutNow,
+		*AppendEntries, *AppendEntriesReply:
 		return true
 	}
 	return false

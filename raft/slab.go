@@ -1,0 +1,25 @@
+package raft
+
+// slab hands out pointers to values carved from shared chunks, so that the
+// messages a node sends most (AppendEntries and their replies) are not
+// each boxed into an interface by an allocation of their own: a pointer
+// goes into an interface as it is. Messages are immutable once sent, so a
+// slot is written once, before its pointer is handed out, and never again;
+// a chunk is freed by the collector once no message in it is referenced.
+type slab[T any] struct{ free []T }
+
+// slabChunk is the number of values per chunk: enough to make the
+// allocation rare, few enough that one message held for long (in a paused
+// node's inbox, say) keeps little else alive with it.
+const slabChunk = 32
+
+// put copies v into a fresh slot and returns a pointer to it.
+func (s *slab[T]) put(v T) *T {
+	if len(s.free) == 0 {
+		s.free = make([]T, slabChunk)
+	}
+	p := &s.free[0]
+	*p = v
+	s.free = s.free[1:]
+	return p
+}
