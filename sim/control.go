@@ -131,7 +131,7 @@ func (s *Sim) Resume(id NodeID) {
 		// for this instant after it was, so the node's notifications and
 		// messages stay in order.
 		it.at = s.now
-		s.q.push(it)
+		s.q.push(&it)
 	}
 	n.held = nil
 }

@@ -70,7 +70,7 @@ type queue struct {
 
 func (q *queue) len() int { return len(q.keys) }
 
-func (q *queue) push(it item) {
+func (q *queue) push(it *item) {
 	var slot uint32
 	if n := len(q.free); n > 0 {
 		slot = q.free[n-1]
@@ -110,13 +110,44 @@ func (q *queue) release(slot uint32) {
 func (q *queue) pop(dst *item) {
 	k := q.keys[0]
 	last := len(q.keys) - 1
-	q.keys[0] = q.keys[last]
-	q.keys = q.keys[:last]
 	if last > 0 {
-		q.down(0)
+		q.replaceTop(q.keys[last])
 	}
+	q.keys = q.keys[:last]
 	q.load(k, dst)
 	q.release(k.slot)
+}
+
+// replaceTop puts k, the heap's last key, in place of the root. The last
+// key is usually among the latest, so rather than sift it down comparing
+// it at every level, it walks the hole left by the root down to a leaf
+// along the smaller children (one comparison per level), then sifts k up
+// from there (rarely more than a level). The last slot itself is dropped
+// by the caller.
+func (q *queue) replaceTop(k qkey) {
+	keys := q.keys[:len(q.keys)-1]
+	n := len(keys)
+	i := 0
+	for {
+		l := 2*i + 1
+		if l >= n {
+			break
+		}
+		if r := l + 1; r < n && keys[r].less(&keys[l]) {
+			l = r
+		}
+		keys[i] = keys[l]
+		i = l
+	}
+	for i > 0 {
+		p := (i - 1) / 2
+		if !k.less(&keys[p]) {
+			break
+		}
+		keys[i] = keys[p]
+		i = p
+	}
+	keys[i] = k
 }
 
 // nextAt is the time of the earliest item.

@@ -193,12 +193,10 @@ func New(cfg Config) *Sim {
 }
 
 func (s *Sim) push(it item) {
-	if it.at < s.now {
-		it.at = s.now
-	}
+	it.at = max(it.at, s.now)
 	it.seq = s.seq
 	s.seq++
-	s.q.push(it)
+	s.q.push(&it)
 }
 
 // Now is the global virtual time.
