@@ -227,7 +227,11 @@ func (n *Node) appendToLog(es ...Entry) {
 		copy(grown, n.ents)
 		n.ents = grown
 	}
-	n.ents = append(n.ents, es...)
+	// One at a time: appending a slice copies it with the runtime's bulk
+	// write barrier, dear for the one or two entries of a usual append.
+	for i := range es {
+		n.ents = append(n.ents, es[i])
+	}
 }
 
 func (n *Node) pr(id sim.NodeID) *progress {

@@ -223,9 +223,18 @@ func (e *Effects) Syncs() bool {
 
 // Reset empties e for reuse, keeping its buffers.
 func (e *Effects) Reset() {
-	clear(e.Sends)
-	clear(e.Appends)
-	clear(e.Observations)
+	// Drop the references one by one: clear() on a slice of pointers
+	// takes the runtime's bulk write barrier, many times dearer than a
+	// few pointer writes while the collector is marking.
+	for i := range e.Sends {
+		e.Sends[i].Msg = nil
+	}
+	for i := range e.Appends {
+		e.Appends[i] = nil
+	}
+	for i := range e.Observations {
+		e.Observations[i] = nil
+	}
 	e.Sends = e.Sends[:0]
 	e.Timers = e.Timers[:0]
 	e.Appends = e.Appends[:0]

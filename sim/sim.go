@@ -474,7 +474,9 @@ func (s *Sim) execute(n *node, e *Effects) {
 	if e.Syncs() && len(n.pending) > 0 {
 		if s.cfg.SyncLatency == 0 && len(n.syncing) == 0 {
 			n.applyDurable(n.pending)
-			clear(n.pending)
+			for i := range n.pending {
+				n.pending[i] = diskOp{} // not clear(): see Effects.Reset
+			}
 			n.pending = n.pending[:0] // the journal copied the records out
 		} else {
 			done := max(s.now+s.cfg.SyncLatency, n.lastDone)
