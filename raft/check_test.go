@@ -36,8 +36,8 @@ func checkerCatches(t *testing.T, corrupt func(c *cluster, leader sim.NodeID)) e
 }
 
 // TestCheckerCatchesSecondLeader: a follower that makes itself leader of
-// the current term is caught, although the checker skips nodes whose state
-// did not change since their last check.
+// the current term is caught (at its next step: the checker looks only at
+// nodes that stepped since their last check).
 func TestCheckerCatchesSecondLeader(t *testing.T) {
 	err := checkerCatches(t, func(c *cluster, l sim.NodeID) {
 		f := c.node((l + 1) % 5)
@@ -49,7 +49,7 @@ func TestCheckerCatchesSecondLeader(t *testing.T) {
 }
 
 // TestCheckerCatchesRewrittenLastEntry: a leader whose last entry is
-// rewritten in place (same length, same epoch) is caught.
+// rewritten in place (same length, same log epoch) is caught.
 func TestCheckerCatchesRewrittenLastEntry(t *testing.T) {
 	err := checkerCatches(t, func(c *cluster, l sim.NodeID) {
 		r := c.node(l)

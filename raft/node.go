@@ -99,6 +99,7 @@ type Node struct {
 
 	pending []pendingProposal
 	reads   []readRequest
+	steps   uint64      // events handled, so a checker can skip nodes that did not step
 	arena   recordArena // journal records are carved from here
 	aeSlab  slab[AppendEntries]
 	aerSlab slab[AppendEntriesReply]
@@ -126,6 +127,7 @@ func New(id sim.NodeID, cfg Config) *Node {
 // Step handles one event.
 func (n *Node) Step(ev sim.Event, out *sim.Effects) {
 	n.now = ev.Now
+	n.steps++
 	if ev.Kind != sim.EventStart && n.rand == nil {
 		// Not booted yet (a host may deliver a message that raced the
 		// start event): behave as if it was lost.

@@ -137,8 +137,10 @@ type Sim struct {
 	tracer   *tracer
 	failure  *Failure
 
-	delivering *item // the message being delivered, for the trace
-	cur        item  // the item being dispatched (a field, so it is not allocated per step)
+	// The id and send time of the message being delivered, for the trace
+	// (scalars, so the item being dispatched stays on Step's stack).
+	deliveringID   uint64
+	deliveringSent time.Duration
 }
 
 // Stream ids for deriving independent random streams from the root seed.
@@ -280,11 +282,11 @@ func (s *Sim) Step() bool {
 	if s.failure != nil || s.q.len() == 0 {
 		return false
 	}
-	it := &s.cur
-	s.q.pop(it)
+	var it item
+	s.q.pop(&it)
 	s.now = it.at
 	s.steps++
-	if s.dispatch(it) {
+	if s.dispatch(&it) {
 		s.check()
 	}
 	return s.failure == nil
@@ -432,9 +434,9 @@ func (s *Sim) deliver(it *item) bool {
 	}
 	s.stats.InFlight--
 	s.stats.Delivered++
-	s.delivering = it
+	s.deliveringID, s.deliveringSent = it.msgID, it.sentAt
 	s.stepMachine(n, Event{Kind: EventMessage, From: it.from, Msg: it.msg})
-	s.delivering = nil
+	s.deliveringID = 0
 	return true
 }
 

@@ -99,9 +99,9 @@ func (t *tracer) event(s *Sim, n *node, ev *Event) {
 	switch ev.Kind {
 	case EventMessage:
 		t.num("from", int64(ev.From))
-		if it := s.delivering; it != nil {
-			t.num("id", int64(it.msgID))
-			t.num("sent", int64(it.sentAt))
+		if s.deliveringID != 0 {
+			t.num("id", int64(s.deliveringID))
+			t.num("sent", int64(s.deliveringSent))
 		}
 		t.str("msg", fmt.Sprintf("%T%+v", ev.Msg, ev.Msg))
 	case EventTimer:
