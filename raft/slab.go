@@ -6,20 +6,25 @@ package raft
 // goes into an interface as it is. Messages are immutable once sent, so a
 // slot is written once, before its pointer is handed out, and never again;
 // a chunk is freed by the collector once no message in it is referenced.
-type slab[T any] struct{ free []T }
+type slab[T any] struct {
+	chunk []T
+	next  int // the first unused slot of chunk
+}
 
 // slabChunk is the number of values per chunk: enough to make the
 // allocation rare, few enough that one message held for long (in a paused
 // node's inbox, say) keeps little else alive with it.
 const slabChunk = 32
 
-// put copies v into a fresh slot and returns a pointer to it.
+// put copies v into a fresh slot and returns a pointer to it. (An index
+// rather than reslicing: moving a slice's start is a pointer write, with a
+// write barrier while the collector runs.)
 func (s *slab[T]) put(v T) *T {
-	if len(s.free) == 0 {
-		s.free = make([]T, slabChunk)
+	if s.next == len(s.chunk) {
+		s.chunk, s.next = make([]T, slabChunk), 0
 	}
-	p := &s.free[0]
+	p := &s.chunk[s.next]
 	*p = v
-	s.free = s.free[1:]
+	s.next++
 	return p
 }
