@@ -24,12 +24,6 @@ func Checker(node func(sim.Machine) *Node) sim.Checker {
 		leaders: map[uint64]sim.NodeID{},
 		entries: map[[2]uint64]entryInfo{},
 	}
-	if c.node == nil {
-		c.node = func(m sim.Machine) *Node {
-			r, _ := m.(*Node)
-			return r
-		}
-	}
 	return sim.Checker{Name: "raft-safety", Step: c.step, End: c.step}
 }
 
@@ -48,7 +42,6 @@ type committedEntry struct {
 }
 
 type nodeCheck struct {
-	m             sim.Machine // the machine last checked, and its Node
 	ptr           *Node
 	steps         uint64 // the node's step count when last checked
 	lastCommit    uint64
@@ -88,18 +81,22 @@ func (c *checker) step(s *sim.Sim) error {
 		if m == nil {
 			continue
 		}
-		st := &c.nodes[id]
-		if m == st.m && st.ptr != nil && st.steps == st.ptr.steps {
-			// Nothing happened to this node since it was last checked
-			// (the usual case: one node steps per event), so it would
-			// pass again.
-			continue
+		var r *Node
+		if c.node == nil {
+			r, _ = m.(*Node)
+		} else {
+			r = c.node(m)
 		}
-		r := c.node(m)
 		if r == nil || r.rand == nil { // not started yet
 			continue
 		}
-		st.m = m
+		st := &c.nodes[id]
+		if r == st.ptr && r.steps == st.steps {
+			// Nothing happened to this node since it was last checked
+			// (the usual case: one node steps per event), so it would
+			// pass again. (A restart builds a new Node.)
+			continue
+		}
 		if err := c.checkNode(st, id, r); err != nil {
 			return fmt.Errorf("node %d (term %d, %v): %w", id, r.term, r.role, err)
 		}
@@ -109,7 +106,7 @@ func (c *checker) step(s *sim.Sim) error {
 
 func (c *checker) checkNode(st *nodeCheck, id sim.NodeID, r *Node) error {
 	if st.ptr != r {
-		*st = nodeCheck{m: st.m, ptr: r, lastCommit: r.snapIndex, verified: r.snapIndex, epoch: r.epoch, checkedCommit: r.snapIndex}
+		*st = nodeCheck{ptr: r, lastCommit: r.snapIndex, verified: r.snapIndex, epoch: r.epoch, checkedCommit: r.snapIndex}
 	}
 	if err := c.checkState(st, id, r); err != nil {
 		return err

@@ -141,6 +141,8 @@ type Sim struct {
 	// (scalars, so the item being dispatched stays on Step's stack).
 	deliveringID   uint64
 	deliveringSent time.Duration
+
+	encBuf []byte // scratch for Config.Codec round trips
 }
 
 // Stream ids for deriving independent random streams from the root seed.
@@ -587,12 +589,16 @@ func (s *Sim) send(from NodeID, inc uint32, to NodeID, m Message, departAt time.
 }
 
 func (s *Sim) roundTrip(m Message) Message {
-	b, err := s.cfg.Codec.Encode(nil, m)
+	// Encode into a reused buffer (encoding into nil grows a fresh one
+	// several times per message), then hand Decode a copy of its own: a
+	// decoded message may keep the bytes it was given.
+	b, err := s.cfg.Codec.Encode(s.encBuf[:0], m)
 	if err != nil {
 		s.fail("codec", fmt.Errorf("encode %T: %w", m, err))
 		return m
 	}
-	out, err := s.cfg.Codec.Decode(b)
+	s.encBuf = b[:0]
+	out, err := s.cfg.Codec.Decode(append(make([]byte, 0, len(b)), b...))
 	if err != nil {
 		s.fail("codec", fmt.Errorf("decode %T: %w", m, err))
 		return m
