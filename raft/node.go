@@ -229,10 +229,13 @@ func (n *Node) appendToLog(es ...Entry) {
 		copy(grown, n.ents)
 		n.ents = grown
 	}
-	// One at a time: appending a slice copies it with the runtime's bulk
-	// write barrier, dear for the one or two entries of a usual append.
+	// One at a time: appending or copying a slice goes through the
+	// runtime's bulk write barrier, dear for the one or two entries of a
+	// usual append.
+	k := len(n.ents)
+	n.ents = n.ents[:k+len(es)]
 	for i := range es {
-		n.ents = append(n.ents, es[i])
+		n.ents[k+i] = es[i]
 	}
 }
 
