@@ -211,3 +211,28 @@ func TestCodecPointerForms(t *testing.T) {
 		}
 	}
 }
+
+// TestNilPointerMessagesIgnored: a nil *AppendEntries or
+// *AppendEntriesReply handed to a node is ignored, not dereferenced, and a
+// pointer message is handled like its value.
+func TestNilPointerMessagesIgnored(t *testing.T) {
+	n := New(1, testConfig(3))
+	var out sim.Effects
+	n.Step(sim.Event{Kind: sim.EventStart, Boot: &sim.Boot{ID: 1, Rand: rand.New(rand.NewPCG(1, 2))}}, &out)
+	for _, m := range []sim.Message{(*AppendEntries)(nil), (*AppendEntriesReply)(nil)} {
+		out.Reset()
+		n.Step(sim.Event{Kind: sim.EventMessage, From: 0, Msg: m}, &out)
+		if len(out.Sends)+len(out.Appends) != 0 {
+			t.Errorf("%T nil: %d sends, %d appends", m, len(out.Sends), len(out.Appends))
+		}
+	}
+	out.Reset()
+	n.Step(sim.Event{Kind: sim.EventMessage, From: 0, Msg: &AppendEntries{Term: 1,
+		Entries: []Entry{{Index: 1, Term: 1, Data: []byte("x")}}}}, &out)
+	if r, ok := asAppendReply(out.Sends[len(out.Sends)-1].Msg); !ok || !r.Success || r.Index != 1 {
+		t.Fatalf("reply to *AppendEntries: %+v", out.Sends)
+	}
+	if n.LastIndex() != 1 {
+		t.Fatalf("last index %d after *AppendEntries", n.LastIndex())
+	}
+}
