@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/flotilla-sim/flotilla/sim"
@@ -335,12 +336,13 @@ func (e *Event) label() string {
 	return e.Kind
 }
 
-// msgType cuts a message printed as %T%+v down to its type name.
+// msgType cuts a message printed as %T%+v down to its type name. A
+// pointer to a struct prints as *pkg.T&{...}: its name is *pkg.T.
 func msgType(m string) string {
 	for i, c := range m {
 		if c == '{' || c == '(' || c == '[' || c == ' ' {
 			if i > 0 {
-				return m[:i]
+				return strings.TrimSuffix(m[:i], "&")
 			}
 			break
 		}
