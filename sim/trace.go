@@ -21,8 +21,10 @@ import (
 // with the state the last of them announces. Kinds are start, recv, timer,
 // synced (machine events; synced carries its token), drop (a message lost on the way, with why), and notes:
 // crash, restart, pause, resume, partition, block, clog, unclog, heal,
-// network, failure. Messages are printed with %+v, so message types should
-// be values without pointers for traces to be byte-identical across runs.
+// network, failure. Messages are printed with %T%+v, so message types
+// should hold no pointers for traces to be byte-identical across runs (a
+// message sent as a pointer to such a struct is fine: %+v prints what it
+// points to, as *pkg.T&{...}).
 //
 // The running hash (Sim.Hash) is kept whether or not tracing is on, so it
 // costs no formatting: it covers each event's time, node, kind, sender and
