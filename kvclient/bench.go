@@ -116,6 +116,16 @@ func Bench(ctx context.Context, cfg BenchConfig) (BenchResult, error) {
 			clients[i] = s
 			continue
 		}
+		if cfg.Pipeline == 1 {
+			// One call at a time per connection: the caller's goroutine
+			// does the I/O itself.
+			c, err := dialSerial(ctx, cfg.Addr)
+			if err != nil {
+				return BenchResult{}, err
+			}
+			clients[i] = c
+			continue
+		}
 		c, err := Dial(ctx, cfg.Addr)
 		if err != nil {
 			return BenchResult{}, err

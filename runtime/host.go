@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	goruntime "runtime"
+	"sync"
 	"time"
 
 	"github.com/flotilla-sim/flotilla/sim"
@@ -17,8 +18,8 @@ import (
 // Transport carries a node's messages over a real network.
 //
 // The host calls Run once, in its own goroutine, and calls Send (and Flush,
-// if implemented) only from the goroutine that owns the machine, never
-// concurrently with itself.
+// if implemented) only while it steps the machine, never concurrently with
+// itself or each other.
 type Transport interface {
 	// Run receives messages until ctx is done, passing each decoded message
 	// to deliver. deliver blocks while the host's inbox is full
@@ -55,7 +56,7 @@ type Config struct {
 	// Logger receives the host's logs; nil means slog.Default().
 	Logger *slog.Logger
 	// OnObserve, if set, is called with every observation the machine
-	// emits, from the goroutine that owns the machine, in order.
+	// emits, by the goroutine stepping the machine, in order.
 	OnObserve func(any)
 	// InboxSize is the capacity of the inbox; 0 means 4096.
 	InboxSize int
@@ -79,6 +80,14 @@ type timerEntry struct {
 }
 
 type host struct {
+	// mu is held while the machine is stepped and its effects executed:
+	// by the loop goroutine, or by a transport goroutine delivering inline
+	// (see inbox.go). Everything below except the channels is under it.
+	mu      sync.Mutex
+	kick    chan struct{} // the inbox has items: wakes the loop goroutine
+	stopped bool          // the loop has ended: nobody steps the machine
+	fatal   error         // an inline step failed: the loop returns it
+
 	cfg    Config
 	log    *slog.Logger
 	speed  float64
@@ -125,6 +134,7 @@ func Run(ctx context.Context, cfg Config) error {
 		h.cfg.MaxBatch = 1024
 	}
 	h.inbox = make(chan item, h.cfg.InboxSize)
+	h.kick = make(chan struct{}, 1)
 
 	var seed [16]byte
 	if _, err := crand.Read(seed[:]); err != nil {
@@ -142,9 +152,17 @@ func Run(ctx context.Context, cfg Config) error {
 	h.ctx = ctx
 	h.start = time.Now()
 	terr := make(chan error, 1)
-	go func() { terr <- cfg.Transport.Run(ctx, h.deliver) }()
+	deliver := h.deliver
+	if _, ok := cfg.Transport.(inlineDeliverer); ok {
+		deliver = h.deliverInline
+	}
+	h.mu.Lock() // until the machine has booted
+	go func() { terr <- cfg.Transport.Run(ctx, deliver) }()
 
 	err := h.loop(boot, terr)
+	h.mu.Lock()
+	h.stopped = true
+	h.mu.Unlock()
 	cancel()
 	h.stopTimers()
 	if e := <-terr; e != nil && err == nil { // the transport has stopped
@@ -156,59 +174,6 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}
 	return err
-}
-
-// loop runs the machine until ctx ends, an effect fails or the transport
-// stops; in the last case it puts the transport's result back into terr for
-// Run to collect.
-func (h *host) loop(boot *sim.Boot, terr chan error) error {
-	if err := h.handle(sim.Event{Kind: sim.EventStart, Boot: boot}); err != nil {
-		return err
-	}
-	if err := h.finishBatch(); err != nil {
-		return err
-	}
-	for {
-		var it item
-		select {
-		case <-h.ctx.Done():
-			return nil
-		case e := <-terr:
-			terr <- e // let Run collect it
-			if e != nil {
-				return fmt.Errorf("runtime: transport: %w", e)
-			}
-			return nil
-		case it = <-h.inbox:
-		}
-		if err := h.handleItem(it); err != nil {
-			return err
-		}
-	drain:
-		for n := 1; n < h.cfg.MaxBatch; n++ {
-			select {
-			case it = <-h.inbox:
-				if err := h.handleItem(it); err != nil {
-					return err
-				}
-			default:
-				break drain
-			}
-		}
-		if err := h.finishBatch(); err != nil {
-			return err
-		}
-	}
-}
-
-// deliver is handed to the transport.
-func (h *host) deliver(from sim.NodeID, msg sim.Message) bool {
-	select {
-	case h.inbox <- item{from: from, msg: msg}:
-		return true
-	case <-h.ctx.Done():
-		return false
-	}
 }
 
 func (h *host) now() time.Duration {
@@ -284,10 +249,7 @@ func (h *host) timerOp(op sim.TimerOp) {
 	gen, name := h.gen, op.Name
 	real := time.Duration(float64(op.After) / h.speed)
 	h.timers[name] = &timerEntry{gen: gen, t: time.AfterFunc(real, func() {
-		select {
-		case h.inbox <- item{timer: true, name: name, gen: gen}:
-		case <-h.ctx.Done():
-		}
+		h.enqueue(item{timer: true, name: name, gen: gen})
 	})}
 }
 

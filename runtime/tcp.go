@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"syscall"
 
 	"github.com/flotilla-sim/flotilla/sim"
 )
@@ -37,11 +38,14 @@ type TCPConfig struct {
 // arrive from that id and the machine answers by sending to it. Frames use
 // the format of WriteFrame.
 //
-// Sends to a connection are encoded at once and buffered; Flush hands each
-// connection's buffer to its writer goroutine, so all replies of a batch to
-// one client leave in one write. A frame that does not decode, or is over
-// the limit, closes that connection only; so does a client that does not
-// read its replies fast enough to keep its send queue below SendQueue.
+// Sends to a connection are encoded at once and buffered; Flush writes each
+// connection's buffer, so all replies of a batch to one client leave in one
+// write. Flush never blocks on a connection: it writes straight to the
+// socket (non-blocking) when the connection has nothing queued and the
+// socket takes it all, and otherwise queues the rest for the connection's
+// writer goroutine. A frame that does not decode, or is over the limit,
+// closes that connection only; so does a client that does not read its
+// replies fast enough to keep its send queue below SendQueue batches.
 // Sends to a closed or unknown connection are dropped.
 type TCPServer struct {
 	ln    net.Listener
@@ -60,10 +64,17 @@ type TCPServer struct {
 type tcpConn struct {
 	id      sim.NodeID
 	c       net.Conn
-	out     chan []byte
-	pending []byte // host goroutine only
-	once    sync.Once
-	done    chan struct{}
+	raw     syscall.RawConn // nil: writes go through the writer goroutine
+	pending []byte          // host goroutine only
+
+	wmu     sync.Mutex
+	busy    bool          // the writer goroutine owns the socket: Flush queues
+	queued  []byte        // frames for the writer goroutine
+	batches int           // Flushes whose frames wait in queued
+	wake    chan struct{} // tells the writer goroutine that busy was set
+
+	once sync.Once
+	done chan struct{}
 }
 
 func (c *tcpConn) close() {
@@ -138,7 +149,7 @@ func (s *TCPServer) Run(ctx context.Context, deliver func(sim.NodeID, sim.Messag
 			nc.Close()
 			return nil
 		}
-		c := &tcpConn{id: s.next, c: nc, out: make(chan []byte, s.queue), done: make(chan struct{})}
+		c := &tcpConn{id: s.next, c: nc, raw: rawConnOf(nc), wake: make(chan struct{}, 1), done: make(chan struct{})}
 		s.next++
 		s.conns[c.id] = c
 		s.mu.Unlock()
@@ -160,43 +171,51 @@ func (s *TCPServer) drop(c *tcpConn, why string, err error) {
 }
 
 func (s *TCPServer) read(c *tcpConn, deliver func(sim.NodeID, sim.Message) bool) {
+	why, err := s.readConn(c, deliver)
+	s.drop(c, why, err)
+}
+
+// readBuffered is readConn through a bufio.Reader, for connections
+// without raw access.
+func (s *TCPServer) readBuffered(c *tcpConn, deliver func(sim.NodeID, sim.Message) bool) (why string, err error) {
 	r := bufio.NewReaderSize(c.c, 64<<10)
 	for {
 		p, err := ReadFrame(r, nil, s.max)
 		if err != nil {
-			s.drop(c, "read", err)
-			return
+			return "read", err
 		}
 		msg, err := s.codec.Decode(p)
 		if err != nil {
-			s.drop(c, "undecodable frame", err)
-			return
+			return "undecodable frame", err
 		}
 		if !deliver(c.id, msg) {
-			s.drop(c, "shutdown", nil)
-			return
+			return "shutdown", nil
 		}
 	}
 }
 
+// write is the connection's writer goroutine: it writes what Flush could
+// not, blocking as long as the client takes to read it, until the queue is
+// empty and Flush may write directly again.
 func (s *TCPServer) write(c *tcpConn) {
-	var bufs net.Buffers
+	var buf []byte
 	for {
 		select {
 		case <-c.done:
 			return
-		case b := <-c.out:
-			bufs = append(bufs[:0], b)
-		more:
-			for len(bufs) < 64 {
-				select {
-				case b := <-c.out:
-					bufs = append(bufs, b)
-				default:
-					break more
-				}
+		case <-c.wake:
+		}
+		for {
+			c.wmu.Lock()
+			if len(c.queued) == 0 {
+				c.busy = false
+				c.wmu.Unlock()
+				break
 			}
-			if _, err := bufs.WriteTo(c.c); err != nil {
+			buf, c.queued = c.queued, buf[:0]
+			c.batches = 0
+			c.wmu.Unlock()
+			if _, err := c.c.Write(buf); err != nil {
 				s.drop(c, "write", err)
 				return
 			}
@@ -228,21 +247,58 @@ func (s *TCPServer) Send(to sim.NodeID, msg sim.Message) error {
 	return nil
 }
 
-// Flush implements Flusher: it hands every connection's buffered frames to
-// its writer.
+// Flush implements Flusher: it writes every connection's buffered frames,
+// or queues them for the connection's writer goroutine.
 func (s *TCPServer) Flush() {
 	for i, c := range s.dirty {
-		b := c.pending
-		c.pending = nil
-		select {
-		case c.out <- b:
-		case <-c.done:
-		default:
-			s.drop(c, "send queue full", nil)
-		}
+		s.flush(c)
 		s.dirty[i] = nil
 	}
 	s.dirty = s.dirty[:0]
+}
+
+// keepPending is the largest send buffer a connection keeps for reuse.
+const keepPending = 64 << 10
+
+func (s *TCPServer) flush(c *tcpConn) {
+	b := c.pending
+	if cap(b) <= keepPending {
+		c.pending = b[:0] // written or copied below before the next Send
+	} else {
+		c.pending = nil
+	}
+	if why, err := c.queueOrWrite(b, s.queue); why != "" {
+		s.drop(c, why, err)
+	}
+}
+
+// queueOrWrite writes b to the socket now if the writer goroutine is idle
+// and the socket takes it without blocking; whatever is left is copied to
+// the writer goroutine's queue. It returns why the connection must be
+// dropped, if it must.
+func (c *tcpConn) queueOrWrite(b []byte, limit int) (why string, err error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.busy {
+		if c.batches >= limit {
+			return "send queue full", nil
+		}
+		c.queued = append(c.queued, b...)
+		c.batches++
+		return "", nil
+	}
+	n, err := writeNonblocking(c.raw, b)
+	if err != nil {
+		return "write", err
+	}
+	if n == len(b) {
+		return "", nil
+	}
+	c.busy = true
+	c.queued = append(c.queued, b[n:]...)
+	c.batches = 1
+	c.wake <- struct{}{} // never blocks: only the change to busy sends
+	return "", nil
 }
 
 // acceptFailed sorts an Accept error for a serving loop: a timeout is
@@ -258,3 +314,7 @@ func acceptFailed(ctx context.Context, err error) (retry bool, _ error) {
 	}
 	return false, fmt.Errorf("runtime: accept: %w", err)
 }
+
+// inlineDelivery marks TCPServer as an inlineDeliverer: its readers hold
+// no lock while they deliver, and Send and Flush never block.
+func (s *TCPServer) inlineDelivery() {}

@@ -1,0 +1,94 @@
+//go:build unix
+
+package kvclient
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"syscall"
+
+	"github.com/flotilla-sim/flotilla/runtime"
+)
+
+const rawExchange = true
+
+// exchangeRaw is exchange on the raw socket, inside one RawConn.Read: it
+// writes the request, then waits for the socket to become readable before
+// its first read. A read straight after the write would nearly always
+// find nothing (EAGAIN) and cost a system call per request; the poller is
+// edge-triggered and, within one RawConn.Read, remembers an edge that came
+// before the wait, so the response is never missed.
+func (c *serialConn) exchangeRaw(b []byte) ([]byte, error) {
+	if len(c.rbuf) < 4<<10 {
+		c.rbuf = make([]byte, 4<<10)
+	}
+	var (
+		sent bool
+		err  error
+		n    int // payload length, once known
+	)
+	rerr := c.raw.Read(func(fd uintptr) bool {
+		if !sent {
+			sent = true
+			if _, err = c.conn.Write(b); err != nil {
+				return true
+			}
+			return false // wait for the response
+		}
+		for {
+			m, e := syscall.Read(int(fd), c.rbuf[c.rlen:])
+			switch {
+			case errors.Is(e, syscall.EINTR):
+				continue
+			case errors.Is(e, syscall.EAGAIN):
+				return false
+			case e != nil:
+				err = e
+				return true
+			case m == 0:
+				err = io.ErrUnexpectedEOF
+				return true
+			}
+			c.rlen += m
+			if c.rlen >= runtime.FrameHeaderSize && n == 0 {
+				l := binary.BigEndian.Uint32(c.rbuf)
+				if l > runtime.DefaultMaxFrame {
+					err = fmt.Errorf("kvclient: %w: response of %d bytes", runtime.ErrFrameTooLarge, l)
+					return true
+				}
+				n = int(l)
+				if total := runtime.FrameHeaderSize + n; total > len(c.rbuf) {
+					nb := make([]byte, total)
+					copy(nb, c.rbuf[:c.rlen])
+					c.rbuf = nb
+				}
+			}
+			if c.rlen >= runtime.FrameHeaderSize && c.rlen >= runtime.FrameHeaderSize+n {
+				return true
+			}
+			if c.rlen < len(c.rbuf) {
+				return false // short read: the socket is empty, wait
+			}
+		}
+	})
+	if err == nil {
+		err = rerr
+	}
+	if err != nil {
+		return nil, err
+	}
+	end := runtime.FrameHeaderSize + n
+	if c.rlen != end {
+		// With one request in flight the server has no business sending
+		// more than the response.
+		return nil, errors.New("kvclient: unsolicited data from server")
+	}
+	c.rlen = 0
+	p := c.rbuf[runtime.FrameHeaderSize:end]
+	if len(c.rbuf) > 64<<10 {
+		c.rbuf = nil // done with a large response; p stays valid
+	}
+	return p, nil
+}
