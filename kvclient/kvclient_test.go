@@ -1,6 +1,7 @@
 package kvclient_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -138,6 +139,34 @@ func TestBenchSmall(t *testing.T) {
 	}
 	if res.Ops != 400 || res.P50 > res.P99 || res.P99 > res.Max || res.OpsPerSec <= 0 {
 		t.Fatalf("implausible result %+v", res)
+	}
+}
+
+// A timed run ends cleanly although every connection has a request in
+// flight when time is up (the one-in-flight connections are cut by their
+// deadline), and what it read back is what it wrote.
+func TestBenchDuration(t *testing.T) {
+	addr := startServer(t, "")
+	ctx := context.Background()
+	res, err := kvclient.Bench(ctx, kvclient.BenchConfig{Addr: addr, Clients: 8, Duration: 300 * time.Millisecond, Size: 100, Writes: 0.5, Keys: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Ops == 0 || res.Writes == 0 || res.Writes == res.Ops || res.Elapsed > 5*time.Second {
+		t.Fatalf("implausible result %+v", res)
+	}
+	c, err := kvclient.Dial(ctx, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	v, ok, err := c.Get(ctx, "key-000003")
+	want := make([]byte, 100)
+	for i := range want {
+		want[i] = byte('a' + i%26)
+	}
+	if err != nil || !ok || !bytes.Equal(v, want) {
+		t.Fatalf("after the run key-000003 = %q, %v, %v", v, ok, err)
 	}
 }
 

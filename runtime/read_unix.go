@@ -74,6 +74,12 @@ func (s *TCPServer) readConn(c *tcpConn, deliver func(sim.NodeID, sim.Message) b
 					why = "shutdown"
 					return true
 				}
+				select {
+				case <-c.done: // dropped, maybe while delivering
+					why = "dropped"
+					return true
+				default:
+				}
 			}
 			if start == end {
 				start, end = 0, 0

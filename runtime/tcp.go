@@ -77,9 +77,18 @@ type tcpConn struct {
 	done chan struct{}
 }
 
+// close ends the connection: both directions are shut down, which wakes
+// its reader and writer goroutines; the reader closes the socket when it
+// exits. Closing it here instead would wait for the reader to leave its
+// read, and the caller may be that reader, delivering a message.
 func (c *tcpConn) close() {
 	c.once.Do(func() {
 		close(c.done)
+		if tc, ok := c.c.(*net.TCPConn); ok {
+			tc.CloseRead()
+			tc.CloseWrite()
+			return
+		}
 		c.c.Close()
 	})
 }
@@ -173,6 +182,7 @@ func (s *TCPServer) drop(c *tcpConn, why string, err error) {
 func (s *TCPServer) read(c *tcpConn, deliver func(sim.NodeID, sim.Message) bool) {
 	why, err := s.readConn(c, deliver)
 	s.drop(c, why, err)
+	c.c.Close()
 }
 
 // readBuffered is readConn through a bufio.Reader, for connections

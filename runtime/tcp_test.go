@@ -1,0 +1,203 @@
+package runtime_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flotilla-sim/flotilla/runtime"
+	"github.com/flotilla-sim/flotilla/sim"
+)
+
+// echo answers every message with the message itself.
+type echo struct{}
+
+func (echo) Step(ev sim.Event, out *sim.Effects) {
+	if ev.Kind == sim.EventMessage {
+		out.Send(ev.From, ev.Msg)
+	}
+}
+
+// startEcho runs an echo machine behind a TCPServer until the test ends and
+// returns the server's address.
+func startEcho(t *testing.T, sendQueue int) string {
+	t.Helper()
+	tr, err := runtime.ListenTCP(runtime.TCPConfig{Listen: "127.0.0.1:0", Codec: strCodec{}, Logger: quiet(), SendQueue: sendQueue})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- runtime.Run(ctx, runtime.Config{Machine: echo{}, Transport: tr, Logger: quiet()}) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return tr.Addr().String()
+}
+
+func dialT(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	return c
+}
+
+func payload(i, n int) string {
+	p := []byte(strings.Repeat(fmt.Sprintf("<%d>", i), n/3+1)[:n])
+	return string(p)
+}
+
+// Frames reach the machine whole and in order however the stream is cut:
+// byte by byte, several per write, and larger than the server's read
+// buffer.
+func TestTCPServerReassemblesFrames(t *testing.T) {
+	addr := startEcho(t, 0)
+	c := dialT(t, addr)
+	sizes := []int{0, 1, 100, 3, 70000, 5, 1 << 20, 64<<10 - 4, 64 << 10, 2}
+	var stream []byte
+	for i, n := range sizes {
+		stream = runtime.AppendFrame(stream, []byte(payload(i, n)))
+	}
+	go func() {
+		rng := rand.New(rand.NewPCG(1, 2))
+		for len(stream) > 0 {
+			k := min(len(stream), 1+rng.IntN(3))
+			if rng.IntN(4) == 0 {
+				k = min(len(stream), rng.IntN(200000))
+			}
+			if _, err := c.Write(stream[:k]); err != nil {
+				return
+			}
+			stream = stream[k:]
+		}
+	}()
+	r := bufio.NewReader(c)
+	for i, n := range sizes {
+		p, err := runtime.ReadFrame(r, nil, 0)
+		if err != nil {
+			t.Fatalf("reply %d: %v", i, err)
+		}
+		if want := payload(i, n); string(p) != want {
+			t.Fatalf("reply %d: %d bytes, want %d bytes %.20q", i, len(p), len(want), want)
+		}
+	}
+}
+
+// A client that does not read its replies for a while holds up neither
+// the server nor other clients: its replies wait for it (up to SendQueue
+// batches) and arrive complete and in order once it reads.
+func TestTCPServerSlowReader(t *testing.T) {
+	addr := startEcho(t, 0)
+	slow := dialT(t, addr)
+	const n, size = 48, 256 << 10 // 12 MiB of replies: more than the socket buffers hold
+	wrote := make(chan error, 1)
+	go func() {
+		var err error
+		for i := 0; i < n && err == nil; i++ {
+			err = runtime.WriteFrame(slow, []byte(payload(i, size)))
+		}
+		wrote <- err
+	}()
+	// All requests go in although no reply has been read: the server keeps
+	// reading this connection while its replies queue.
+	if err := <-wrote; err != nil {
+		t.Fatal(err)
+	}
+	other := dialT(t, addr)
+	if err := runtime.WriteFrame(other, []byte("still there?")); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := runtime.ReadFrame(other, nil, 0); err != nil || string(p) != "still there?" {
+		t.Fatalf("other client got %q, %v", p, err)
+	}
+	r := bufio.NewReader(slow)
+	for i := range n {
+		p, err := runtime.ReadFrame(r, nil, 0)
+		if err != nil {
+			t.Fatalf("reply %d: %v", i, err)
+		}
+		if !bytes.Equal(p, []byte(payload(i, size))) {
+			t.Fatalf("reply %d differs", i)
+		}
+	}
+}
+
+// A client that never reads is dropped once SendQueue batches of replies
+// wait for it; other clients carry on.
+func TestTCPServerDropsClientThatDoesNotRead(t *testing.T) {
+	addr := startEcho(t, 2)
+	stuck := dialT(t, addr)
+	big := runtime.AppendFrame(nil, []byte(payload(0, 1<<20)))
+	for i := 0; ; i++ {
+		if i == 64 {
+			t.Fatal("64 MiB sent to a client that reads nothing and it is still connected")
+		}
+		// The stream sent is echoed back; once the connection is dropped
+		// a write fails.
+		if _, err := stuck.Write(big); err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("write blocked: %v", err)
+			}
+			break
+		}
+	}
+	other := dialT(t, addr)
+	if err := runtime.WriteFrame(other, []byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := runtime.ReadFrame(other, nil, 0); err != nil || string(p) != "hello" {
+		t.Fatalf("other client got %q, %v", p, err)
+	}
+}
+
+// Many clients with several requests in flight each get every reply, in
+// order (they are stepped inline by their readers or queued for the host
+// loop, whichever is free).
+func TestTCPServerOrderPerClient(t *testing.T) {
+	addr := startEcho(t, 0)
+	const clients, each = 16, 300
+	errs := make(chan error, clients)
+	for k := range clients {
+		c := dialT(t, addr)
+		go func() {
+			var out []byte
+			for i := range each {
+				out = runtime.AppendFrame(out, []byte(fmt.Sprintf("%d/%d", k, i)))
+			}
+			go c.Write(out)
+			r := bufio.NewReader(c)
+			for i := range each {
+				p, err := runtime.ReadFrame(r, nil, 0)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if want := fmt.Sprintf("%d/%d", k, i); string(p) != want {
+					errs <- fmt.Errorf("client %d got %q, want %q", k, p, want)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range clients {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
