@@ -27,7 +27,7 @@ func startServer(tb testing.TB, dir string) string {
 			tb.Fatal(err)
 		}
 	}
-	tr, err := runtime.ListenTCP(runtime.TCPConfig{Listen: "127.0.0.1:0", Codec: kvsm.Codec{}, Logger: log})
+	tr, err := runtime.ListenTCP(runtime.TCPConfig{Listen: "127.0.0.1:0", Codec: kvsm.Codec{}, Logger: log, DecodeInPlace: true})
 	if err != nil {
 		tb.Fatal(err)
 	}

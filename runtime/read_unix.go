@@ -64,8 +64,10 @@ func (s *TCPServer) readConn(c *tcpConn, deliver func(sim.NodeID, sim.Message) b
 				}
 				p := buf[start+FrameHeaderSize : start+FrameHeaderSize+int(l)]
 				start += FrameHeaderSize + int(l)
-				// The codec may keep what it decodes: it gets a copy.
-				msg, e := s.codec.Decode(append([]byte(nil), p...))
+				if !s.inPlace {
+					p = append([]byte(nil), p...) // the codec may keep it
+				}
+				msg, e := s.codec.Decode(p)
 				if e != nil {
 					why, err = "undecodable frame", e
 					return true

@@ -31,6 +31,10 @@ type TCPConfig struct {
 	// SendQueue is how many batches of outbound frames may wait for a slow
 	// connection before it is dropped; 0 means 1024.
 	SendQueue int
+	// DecodeInPlace says that Codec.Decode copies whatever it keeps of its
+	// input (kvsm.Codec does), so frames are decoded straight from the
+	// connection's read buffer instead of from a copy of each.
+	DecodeInPlace bool
 }
 
 // TCPServer is a Transport for a server whose clients connect over TCP.
@@ -48,11 +52,12 @@ type TCPConfig struct {
 // replies fast enough to keep its send queue below SendQueue batches.
 // Sends to a closed or unknown connection are dropped.
 type TCPServer struct {
-	ln    net.Listener
-	codec sim.Codec
-	log   *slog.Logger
-	max   int
-	queue int
+	ln      net.Listener
+	codec   sim.Codec
+	log     *slog.Logger
+	max     int
+	queue   int
+	inPlace bool
 
 	mu    sync.Mutex
 	conns map[sim.NodeID]*tcpConn
@@ -102,7 +107,7 @@ func ListenTCP(cfg TCPConfig) (*TCPServer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("runtime: %w", err)
 	}
-	s := &TCPServer{ln: ln, codec: cfg.Codec, log: cfg.Logger, max: cfg.MaxFrame, queue: cfg.SendQueue,
+	s := &TCPServer{ln: ln, codec: cfg.Codec, log: cfg.Logger, max: cfg.MaxFrame, queue: cfg.SendQueue, inPlace: cfg.DecodeInPlace,
 		conns: make(map[sim.NodeID]*tcpConn), next: cfg.FirstClientID}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -189,10 +194,14 @@ func (s *TCPServer) read(c *tcpConn, deliver func(sim.NodeID, sim.Message) bool)
 // without raw access.
 func (s *TCPServer) readBuffered(c *tcpConn, deliver func(sim.NodeID, sim.Message) bool) (why string, err error) {
 	r := bufio.NewReaderSize(c.c, 64<<10)
+	var buf []byte
 	for {
-		p, err := ReadFrame(r, nil, s.max)
+		p, err := ReadFrame(r, buf, s.max)
 		if err != nil {
 			return "read", err
+		}
+		if s.inPlace && cap(p) <= 64<<10 {
+			buf = p[:0]
 		}
 		msg, err := s.codec.Decode(p)
 		if err != nil {

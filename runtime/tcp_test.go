@@ -28,9 +28,9 @@ func (echo) Step(ev sim.Event, out *sim.Effects) {
 
 // startEcho runs an echo machine behind a TCPServer until the test ends and
 // returns the server's address.
-func startEcho(t *testing.T, sendQueue int) string {
+func startEcho(t *testing.T, sendQueue int, inPlace bool) string {
 	t.Helper()
-	tr, err := runtime.ListenTCP(runtime.TCPConfig{Listen: "127.0.0.1:0", Codec: strCodec{}, Logger: quiet(), SendQueue: sendQueue})
+	tr, err := runtime.ListenTCP(runtime.TCPConfig{Listen: "127.0.0.1:0", Codec: strCodec{}, Logger: quiet(), SendQueue: sendQueue, DecodeInPlace: inPlace})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,9 +64,14 @@ func payload(i, n int) string {
 
 // Frames reach the machine whole and in order however the stream is cut:
 // byte by byte, several per write, and larger than the server's read
-// buffer.
+// buffer; decoded from a copy or in place (strCodec copies).
 func TestTCPServerReassemblesFrames(t *testing.T) {
-	addr := startEcho(t, 0)
+	t.Run("copy", func(t *testing.T) { testReassembly(t, false) })
+	t.Run("in place", func(t *testing.T) { testReassembly(t, true) })
+}
+
+func testReassembly(t *testing.T, inPlace bool) {
+	addr := startEcho(t, 0, inPlace)
 	c := dialT(t, addr)
 	sizes := []int{0, 1, 100, 3, 70000, 5, 1 << 20, 64<<10 - 4, 64 << 10, 2}
 	var stream []byte
@@ -102,7 +107,7 @@ func TestTCPServerReassemblesFrames(t *testing.T) {
 // the server nor other clients: its replies wait for it (up to SendQueue
 // batches) and arrive complete and in order once it reads.
 func TestTCPServerSlowReader(t *testing.T) {
-	addr := startEcho(t, 0)
+	addr := startEcho(t, 0, false)
 	slow := dialT(t, addr)
 	const n, size = 48, 256 << 10 // 12 MiB of replies: more than the socket buffers hold
 	wrote := make(chan error, 1)
@@ -140,7 +145,7 @@ func TestTCPServerSlowReader(t *testing.T) {
 // A client that never reads is dropped once SendQueue batches of replies
 // wait for it; other clients carry on.
 func TestTCPServerDropsClientThatDoesNotRead(t *testing.T) {
-	addr := startEcho(t, 2)
+	addr := startEcho(t, 2, false)
 	stuck := dialT(t, addr)
 	big := runtime.AppendFrame(nil, []byte(payload(0, 1<<20)))
 	for i := 0; ; i++ {
@@ -169,7 +174,7 @@ func TestTCPServerDropsClientThatDoesNotRead(t *testing.T) {
 // order (they are stepped inline by their readers or queued for the host
 // loop, whichever is free).
 func TestTCPServerOrderPerClient(t *testing.T) {
-	addr := startEcho(t, 0)
+	addr := startEcho(t, 0, false)
 	const clients, each = 16, 300
 	errs := make(chan error, clients)
 	for k := range clients {

@@ -118,7 +118,7 @@ func serve(ctx context.Context, addr, data string, snapEvery int, log *slog.Logg
 		rec := j.Recovered()
 		log.Info("journal recovered", "dir", data, "snapshot_bytes", len(rec.Snapshot), "base", rec.Base, "records", len(rec.Records))
 	}
-	tr, err := runtime.ListenTCP(runtime.TCPConfig{Listen: addr, Codec: kvsm.Codec{}, Logger: log})
+	tr, err := runtime.ListenTCP(runtime.TCPConfig{Listen: addr, Codec: kvsm.Codec{}, Logger: log, DecodeInPlace: true})
 	if err != nil {
 		return err
 	}
