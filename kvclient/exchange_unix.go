@@ -32,13 +32,23 @@ func (c *serialConn) exchangeRaw(b []byte) ([]byte, error) {
 	rerr := c.raw.Read(func(fd uintptr) bool {
 		if !sent {
 			sent = true
-			if _, err = c.conn.Write(b); err != nil {
+			w, e := sysWrite(int(fd), b)
+			for errors.Is(e, syscall.EINTR) {
+				w, e = sysWrite(int(fd), b)
+			}
+			if e != nil && !errors.Is(e, syscall.EAGAIN) {
+				err = e
 				return true
+			}
+			if w < len(b) { // the socket buffer is full: wait for room
+				if _, err = c.conn.Write(b[w:]); err != nil {
+					return true
+				}
 			}
 			return false // wait for the response
 		}
 		for {
-			m, e := syscall.Read(int(fd), c.rbuf[c.rlen:])
+			m, e := sysRead(int(fd), c.rbuf[c.rlen:])
 			switch {
 			case errors.Is(e, syscall.EINTR):
 				continue

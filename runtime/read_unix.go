@@ -36,7 +36,7 @@ func (s *TCPServer) readConn(c *tcpConn, deliver func(sim.NodeID, sim.Message) b
 				buf, start, end = makeRoom(buf, start, end, s.max)
 			}
 			room := len(buf) - end
-			n, e := syscall.Read(int(fd), buf[end:])
+			n, e := sysRead(int(fd), buf[end:])
 			switch {
 			case errors.Is(e, syscall.EINTR):
 				continue

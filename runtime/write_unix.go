@@ -20,7 +20,7 @@ func writeNonblocking(rc syscall.RawConn, b []byte) (n int, err error) {
 	}
 	rerr := rc.Write(func(fd uintptr) bool {
 		for n < len(b) {
-			m, e := syscall.Write(int(fd), b[n:])
+			m, e := sysWrite(int(fd), b[n:])
 			switch {
 			case e == nil && m > 0:
 				n += m
