@@ -4,9 +4,14 @@
 //
 // # The host
 //
-// Run owns one machine. A single goroutine drains an inbox fed by the
-// transport's readers and by timers, and hands the machine one event at a
-// time. Events are taken in batches (everything already waiting, up to
+// Run owns one machine and steps it from one goroutine at a time, under a
+// lock. A loop goroutine drains an inbox fed by the transport's readers and
+// by timers, and hands the machine one event at a time. With TCPServer, a
+// connection's reader steps the machine itself when nobody else is (first
+// the events queued before its message, then the message, then the end of
+// the batch below), so a request is answered without a goroutine hand-off;
+// when the machine is busy the message waits in the inbox like any other.
+// Events are taken in batches (everything already waiting, up to
 // Config.MaxBatch). After a batch the host executes the effects in the order
 // the durability rule needs:
 //
