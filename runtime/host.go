@@ -152,12 +152,11 @@ func Run(ctx context.Context, cfg Config) error {
 	h.ctx = ctx
 	h.start = time.Now()
 	terr := make(chan error, 1)
-	deliver := h.deliver
-	if _, ok := cfg.Transport.(inlineDeliverer); ok {
-		deliver = h.deliverInline
+	if t, ok := cfg.Transport.(inlineDeliverer); ok {
+		t.deliverInline(h.deliverAll)
 	}
 	h.mu.Lock() // until the machine has booted
-	go func() { terr <- cfg.Transport.Run(ctx, deliver) }()
+	go func() { terr <- cfg.Transport.Run(ctx, h.deliver) }()
 
 	err := h.loop(boot, terr)
 	h.mu.Lock()

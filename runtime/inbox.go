@@ -14,18 +14,19 @@ import (
 //   - the loop goroutine, woken through h.kick whenever an item has been
 //     queued, drains the inbox in batches;
 //   - with a transport that opts in (inlineDeliverer), the transport's
-//     goroutine that delivers a message steps the machine itself when
+//     goroutine that has messages to deliver steps the machine itself when
 //     nobody else is: it handles whatever was queued before, then its own
-//     message, and closes the batch (sync, then sends) before deliver
-//     returns. A request then needs no goroutine hand-off between its
-//     arrival and its reply. When the host is busy the message is queued
-//     like any other.
+//     messages, and closes the batch (sync, then sends) before it returns.
+//     A request then needs no goroutine hand-off between its arrival and
+//     its reply. When the host is busy the messages are queued like any
+//     other.
 
-// inlineDeliverer is implemented by transports whose deliver callers
-// allow the machine to be stepped on their goroutine, with Send and Flush
-// called from inside deliver.
+// inlineDeliverer is implemented by transports that can step the machine
+// on their own goroutines: before Run, the host hands them deliverAll
+// (see host.deliverAll), which they call with no lock held, and which may
+// call their Send and Flush before it returns. They need not use it.
 type inlineDeliverer interface {
-	inlineDelivery()
+	deliverInline(deliverAll func(from sim.NodeID, msgs []sim.Message) bool)
 }
 
 // loop boots the machine (h.mu is held on entry and released after boot)
@@ -56,7 +57,7 @@ func (h *host) loop(boot *sim.Boot, terr chan error) error {
 		h.mu.Lock()
 		err := h.fatal
 		if err == nil {
-			err = h.drain(-1, nil)
+			err = h.drain(-1, 0, nil)
 		}
 		h.mu.Unlock()
 		if err != nil {
@@ -66,35 +67,36 @@ func (h *host) loop(boot *sim.Boot, terr chan error) error {
 }
 
 // drain handles up to n items from the inbox (n < 0: until it is empty),
-// then extra if it is not nil, closing a batch every MaxBatch events and
-// at the end. h.mu must be held.
-func (h *host) drain(n int, extra *item) error {
+// then msgs from from, closing a batch every MaxBatch events and at the
+// end. h.mu must be held.
+func (h *host) drain(n int, from sim.NodeID, msgs []sim.Message) error {
 	batch := 0
-	for {
-		var it item
-		got := false
-		if n != 0 {
-			select {
-			case it = <-h.inbox:
-				got = true
-				n--
-			default:
-			}
-		}
-		if !got {
-			if extra == nil {
-				break
-			}
-			it, extra = *extra, nil
-		}
+	step := func(it item) error {
 		if err := h.handleItem(it); err != nil {
 			return err
 		}
 		if batch++; batch == h.cfg.MaxBatch {
-			if err := h.finishBatch(); err != nil {
-				return err
-			}
 			batch = 0
+			return h.finishBatch()
+		}
+		return nil
+	}
+	for n != 0 {
+		var it item
+		select {
+		case it = <-h.inbox:
+		default:
+			n = 0 // empty
+			continue
+		}
+		n--
+		if err := step(it); err != nil {
+			return err
+		}
+	}
+	for _, m := range msgs {
+		if err := step(item{from: from, msg: m}); err != nil {
+			return err
 		}
 	}
 	if batch > 0 {
@@ -123,21 +125,26 @@ func (h *host) deliver(from sim.NodeID, msg sim.Message) bool {
 	return h.enqueue(item{from: from, msg: msg})
 }
 
-// deliverInline is handed to an inlineDeliverer: if nobody is stepping the
-// machine it handles the items queued so far and then msg on the caller's
-// goroutine, batch closed (journal synced, sends flushed) before it
-// returns; otherwise it queues msg.
-func (h *host) deliverInline(from sim.NodeID, msg sim.Message) bool {
+// deliverAll is handed to an inlineDeliverer: it delivers msgs, all from
+// one sender and in order. If nobody is stepping the machine it handles
+// the items queued so far and then msgs on the caller's goroutine, as one
+// batch closed (journal synced, sends flushed) before it returns;
+// otherwise it queues them. It returns false once the host is stopping.
+func (h *host) deliverAll(from sim.NodeID, msgs []sim.Message) bool {
 	if !h.mu.TryLock() {
-		return h.deliver(from, msg)
+		for _, m := range msgs {
+			if !h.deliver(from, m) {
+				return false
+			}
+		}
+		return true
 	}
 	defer h.mu.Unlock()
 	if h.stopped || h.ctx.Err() != nil {
 		return false
 	}
 	// Only what is queued now: items queued meanwhile have woken the loop.
-	it := item{from: from, msg: msg}
-	if err := h.drain(len(h.inbox), &it); err != nil {
+	if err := h.drain(len(h.inbox), from, msgs); err != nil {
 		h.fatal, h.stopped = err, true
 		select {
 		case h.kick <- struct{}{}:

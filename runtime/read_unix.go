@@ -24,10 +24,22 @@ import (
 // poller is edge-triggered and, within one RawConn.Read, remembers an
 // edge that came while the goroutine was busy: data that arrives after
 // the read wakes the wait; data that came before it was read by it.
-func (s *TCPServer) readConn(c *tcpConn, deliver func(sim.NodeID, sim.Message) bool) (why string, err error) {
+func (s *TCPServer) readConn(c *tcpConn, deliverOne func(sim.NodeID, sim.Message) bool) (why string, err error) {
 	if c.raw == nil {
-		return s.readBuffered(c, deliver)
+		return s.readBuffered(c, deliverOne)
 	}
+	deliver := s.deliverAll
+	if deliver == nil {
+		deliver = func(from sim.NodeID, msgs []sim.Message) bool {
+			for _, m := range msgs {
+				if !deliverOne(from, m) {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	var msgs []sim.Message
 	buf := make([]byte, 64<<10)
 	start, end := 0, 0 // buf[start:end] is read and not yet consumed
 	f := func(fd uintptr) bool {
@@ -53,11 +65,12 @@ func (s *TCPServer) readConn(c *tcpConn, deliver func(sim.NodeID, sim.Message) b
 				return true
 			}
 			end += n
+			msgs = msgs[:0]
 			for end-start >= FrameHeaderSize {
 				l := binary.BigEndian.Uint32(buf[start:])
 				if uint64(l) > uint64(s.max) {
 					why, err = "read", fmt.Errorf("runtime: %w: length prefix %d exceeds limit %d", ErrFrameTooLarge, l, s.max)
-					return true
+					break
 				}
 				if uint64(end-start-FrameHeaderSize) < uint64(l) {
 					break
@@ -70,18 +83,24 @@ func (s *TCPServer) readConn(c *tcpConn, deliver func(sim.NodeID, sim.Message) b
 				msg, e := s.codec.Decode(p)
 				if e != nil {
 					why, err = "undecodable frame", e
-					return true
+					break
 				}
-				if !deliver(c.id, msg) {
-					why = "shutdown"
-					return true
-				}
-				select {
-				case <-c.done: // dropped, maybe while delivering
-					why = "dropped"
-					return true
-				default:
-				}
+				msgs = append(msgs, msg)
+			}
+			// Everything this read completed goes to the machine as one
+			// batch: with requests pipelined, their replies share a write.
+			if len(msgs) > 0 && !deliver(c.id, msgs) {
+				why = "shutdown"
+			}
+			clear(msgs)
+			if why != "" {
+				return true
+			}
+			select {
+			case <-c.done: // dropped, maybe while delivering
+				why = "dropped"
+				return true
+			default:
 			}
 			if start == end {
 				start, end = 0, 0

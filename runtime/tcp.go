@@ -63,14 +63,19 @@ type TCPServer struct {
 	conns map[sim.NodeID]*tcpConn
 	next  sim.NodeID
 
-	dirty []*tcpConn // connections with buffered frames, host goroutine only
+	dirty []*tcpConn // connections with buffered frames; used while the machine is stepped
+
+	// deliverAll, if set (before Run), delivers all the messages of one
+	// read together, possibly stepping the machine on the reader's
+	// goroutine (see inlineDeliverer).
+	deliverAll func(sim.NodeID, []sim.Message) bool
 }
 
 type tcpConn struct {
 	id      sim.NodeID
 	c       net.Conn
 	raw     syscall.RawConn // nil: writes go through the writer goroutine
-	pending []byte          // host goroutine only
+	pending []byte          // used while the machine is stepped
 
 	wmu     sync.Mutex
 	busy    bool          // the writer goroutine owns the socket: Flush queues
@@ -334,6 +339,8 @@ func acceptFailed(ctx context.Context, err error) (retry bool, _ error) {
 	return false, fmt.Errorf("runtime: accept: %w", err)
 }
 
-// inlineDelivery marks TCPServer as an inlineDeliverer: its readers hold
-// no lock while they deliver, and Send and Flush never block.
-func (s *TCPServer) inlineDelivery() {}
+// deliverInline makes TCPServer an inlineDeliverer: its readers hold no
+// lock while they deliver, and Send and Flush never block.
+func (s *TCPServer) deliverInline(deliverAll func(sim.NodeID, []sim.Message) bool) {
+	s.deliverAll = deliverAll
+}
