@@ -48,6 +48,7 @@ func (c *serialConn) exchangeRaw(b []byte) ([]byte, error) {
 			return false // wait for the response
 		}
 		for {
+			room := len(c.rbuf) - c.rlen
 			m, e := sysRead(int(fd), c.rbuf[c.rlen:])
 			switch {
 			case errors.Is(e, syscall.EINTR):
@@ -78,7 +79,7 @@ func (c *serialConn) exchangeRaw(b []byte) ([]byte, error) {
 			if c.rlen >= runtime.FrameHeaderSize && c.rlen >= runtime.FrameHeaderSize+n {
 				return true
 			}
-			if c.rlen < len(c.rbuf) {
+			if m < room {
 				return false // short read: the socket is empty, wait
 			}
 		}

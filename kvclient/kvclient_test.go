@@ -142,6 +142,18 @@ func TestBenchSmall(t *testing.T) {
 	}
 }
 
+// Values larger than the bench connection's read buffer come back whole.
+func TestBenchLargeValues(t *testing.T) {
+	addr := startServer(t, "")
+	res, err := kvclient.Bench(context.Background(), kvclient.BenchConfig{Addr: addr, Clients: 2, Ops: 60, Size: 200 << 10, Writes: 0.5, Keys: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Ops != 60 {
+		t.Fatalf("implausible result %+v", res)
+	}
+}
+
 // A timed run ends cleanly although every connection has a request in
 // flight when time is up (the one-in-flight connections are cut by their
 // deadline), and what it read back is what it wrote.
