@@ -18,12 +18,14 @@ import (
 // It reads the socket directly inside one syscall.RawConn.Read, the whole
 // connection long. That spares a system call per request: a net.Conn read
 // loop reads until it gets EAGAIN before it waits, so a client with one
-// request in flight costs two reads per request. Here a read that comes
-// back short (less than the room offered) has emptied the socket, so the
-// goroutine waits for readability at once. That is sound because Go's
-// poller is edge-triggered and, within one RawConn.Read, remembers an
-// edge that came while the goroutine was busy: data that arrives after
-// the read wakes the wait; data that came before it was read by it.
+// request in flight costs two reads per request. Here, on Linux, each
+// read also asks the kernel (TCP_INQ) whether anything is left — data, or
+// the peer's FIN, which only a further read would report — and when
+// nothing is, the goroutine waits for readability at once. That is sound
+// because Go's poller is edge-triggered and, within one RawConn.Read,
+// remembers an edge that came while the goroutine was busy: whatever
+// arrives after the read wakes the wait. Without TCP_INQ it reads until
+// EAGAIN like net.Conn.
 func (s *TCPServer) readConn(c *tcpConn, deliverOne func(sim.NodeID, sim.Message) bool) (why string, err error) {
 	if c.raw == nil {
 		return s.readBuffered(c, deliverOne)
@@ -42,13 +44,24 @@ func (s *TCPServer) readConn(c *tcpConn, deliverOne func(sim.NodeID, sim.Message
 	var msgs []sim.Message
 	buf := make([]byte, 64<<10)
 	start, end := 0, 0 // buf[start:end] is read and not yet consumed
+	inq := false
+	c.raw.Control(func(fd uintptr) { inq = enableInq(int(fd)) })
+	oob := make([]byte, inqSpace)
 	f := func(fd uintptr) bool {
 		for {
 			if end == len(buf) {
 				buf, start, end = makeRoom(buf, start, end, s.max)
 			}
-			room := len(buf) - end
-			n, e := sysRead(int(fd), buf[end:])
+			var (
+				n    int
+				more = true
+				e    error
+			)
+			if inq {
+				n, more, e = sysReadInq(int(fd), buf[end:], oob)
+			} else {
+				n, e = sysRead(int(fd), buf[end:])
+			}
 			switch {
 			case errors.Is(e, syscall.EINTR):
 				continue
@@ -108,7 +121,7 @@ func (s *TCPServer) readConn(c *tcpConn, deliverOne func(sim.NodeID, sim.Message
 					buf = make([]byte, 64<<10) // done with a large frame
 				}
 			}
-			if n < room {
+			if !more {
 				return false // the socket is empty: wait for more
 			}
 		}

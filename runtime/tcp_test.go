@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -203,6 +204,38 @@ func TestTCPServerOrderPerClient(t *testing.T) {
 	for range clients {
 		if err := <-errs; err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+// A client that sends its requests and its end of stream together gets
+// its replies and then sees the server close the connection: the end of
+// stream is noticed although it came with the data, in one burst. So is a
+// stream that ends inside a frame.
+func TestTCPServerNoticesEndOfStreamWithData(t *testing.T) {
+	addr := startEcho(t, 0, false)
+	for _, tc := range []struct {
+		name    string
+		stream  []byte
+		replies []string
+	}{
+		{"whole frames", runtime.AppendFrame(runtime.AppendFrame(nil, []byte("one")), []byte("two")), []string{"one", "two"}},
+		{"torn frame", append(runtime.AppendFrame(nil, []byte("one")), 0, 0, 0, 9, 'x'), []string{"one"}},
+	} {
+		c := dialT(t, addr)
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := c.Write(tc.stream); err != nil {
+			t.Fatal(err)
+		}
+		c.(*net.TCPConn).CloseWrite()
+		r := bufio.NewReader(c)
+		for _, want := range tc.replies {
+			if p, err := runtime.ReadFrame(r, nil, 0); err != nil || string(p) != want {
+				t.Fatalf("%s: reply %q, %v; want %q", tc.name, p, err, want)
+			}
+		}
+		if p, err := runtime.ReadFrame(r, nil, 0); !errors.Is(err, io.EOF) {
+			t.Fatalf("%s: after the replies read %q, %v; want the server to close (EOF)", tc.name, p, err)
 		}
 	}
 }
