@@ -18,8 +18,10 @@ const rawExchange = true
 // writes the request, then waits for the socket to become readable before
 // its first read. A read straight after the write would nearly always
 // find nothing (EAGAIN) and cost a system call per request; the poller is
-// edge-triggered and, within one RawConn.Read, remembers an edge that came
-// before the wait, so the response is never missed.
+// edge-triggered and, within one RawConn.Read (begun before the write),
+// remembers an edge that came before the wait, so whatever the server
+// sends after the request is never missed. Once reading, it reads until
+// the response is complete or EAGAIN.
 func (c *serialConn) exchangeRaw(b []byte) ([]byte, error) {
 	if len(c.rbuf) < 4<<10 {
 		c.rbuf = make([]byte, 4<<10)
@@ -48,7 +50,6 @@ func (c *serialConn) exchangeRaw(b []byte) ([]byte, error) {
 			return false // wait for the response
 		}
 		for {
-			room := len(c.rbuf) - c.rlen
 			m, e := sysRead(int(fd), c.rbuf[c.rlen:])
 			switch {
 			case errors.Is(e, syscall.EINTR):
@@ -79,9 +80,9 @@ func (c *serialConn) exchangeRaw(b []byte) ([]byte, error) {
 			if c.rlen >= runtime.FrameHeaderSize && c.rlen >= runtime.FrameHeaderSize+n {
 				return true
 			}
-			if m < room {
-				return false // short read: the socket is empty, wait
-			}
+			// Incomplete: read on until EAGAIN. (A short read does not
+			// mean that nothing is left: an end of stream that came with
+			// the data is reported only by the next read.)
 		}
 	})
 	if err == nil {
