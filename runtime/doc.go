@@ -6,11 +6,12 @@
 //
 // Run owns one machine and steps it from one goroutine at a time, under a
 // lock. A loop goroutine drains an inbox fed by the transport's readers and
-// by timers, and hands the machine one event at a time. With TCPServer, a
-// connection's reader steps the machine itself when nobody else is (first
-// the events queued before its message, then the message, then the end of
-// the batch below), so a request is answered without a goroutine hand-off;
-// when the machine is busy the message waits in the inbox like any other.
+// by timers, and hands the machine one event at a time. With TCPServer and
+// TCPPeers (alone or combined), a connection's reader steps the machine
+// itself when nobody else is (first the events queued before its messages,
+// then every message of that read, then the end of the batch below), so a
+// message is handled without a goroutine hand-off; when the machine is busy
+// the messages wait in the inbox like any others.
 // Events are taken in batches (everything already waiting, up to
 // Config.MaxBatch). After a batch the host executes the effects in the order
 // the durability rule needs:

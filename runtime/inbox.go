@@ -13,7 +13,8 @@ import (
 //
 //   - the loop goroutine, woken through h.kick whenever an item has been
 //     queued, drains the inbox in batches;
-//   - with a transport that opts in (inlineDeliverer), the transport's
+//   - with a transport that opts in (inlineDeliverer: TCPServer, TCPPeers,
+//     and Combine passes it on to those of its parts), the transport's
 //     goroutine that has messages to deliver steps the machine itself when
 //     nobody else is: it handles whatever was queued before, then its own
 //     messages, and closes the batch (sync, then sends) before it returns.

@@ -51,7 +51,10 @@ type TCPPeers struct {
 	ln    net.Listener
 	log   *slog.Logger
 	peers map[sim.NodeID]*peerOut
-	dirty []*peerOut // host goroutine only
+	dirty []*peerOut // touched only by whoever steps the host's machine
+	// deliverAll, if set (before Run), steps the host's machine on the
+	// reading goroutine (see inlineDeliverer).
+	deliverAll func(sim.NodeID, []sim.Message) bool
 
 	mu    sync.Mutex
 	conns map[net.Conn]struct{} // inbound, for shutdown
@@ -61,7 +64,7 @@ type peerOut struct {
 	id      sim.NodeID
 	addr    string
 	queue   chan []byte
-	pending []byte // host goroutine only
+	pending []byte // touched only by whoever steps the host's machine
 }
 
 const helloMagic = "FLPEER"
@@ -180,20 +183,58 @@ func (p *TCPPeers) readPeer(c net.Conn, deliver func(sim.NodeID, sim.Message) bo
 	if _, ok := p.peers[from]; !ok {
 		return fmt.Errorf("hello from unknown node %d", from)
 	}
+	var msgs []sim.Message
 	for {
-		b, err := ReadFrame(r, nil, p.cfg.MaxFrame)
-		if err != nil {
-			return err
+		// Read every frame that has arrived (at least one), then hand them
+		// over together: stepped inline they are one batch, one sync.
+		for len(msgs) == 0 || frameBuffered(r) {
+			b, err := ReadFrame(r, nil, p.cfg.MaxFrame)
+			if err != nil {
+				return err
+			}
+			msg, err := p.cfg.Codec.Decode(b)
+			if err != nil {
+				p.log.Debug("undecodable frame from peer dropped", "node", p.cfg.ID, "from", from, "err", err)
+				continue // the stream is still in step; only this message is bad
+			}
+			msgs = append(msgs, msg)
 		}
-		msg, err := p.cfg.Codec.Decode(b)
-		if err != nil {
-			p.log.Debug("undecodable frame from peer dropped", "node", p.cfg.ID, "from", from, "err", err)
-			continue // the stream is still in step; only this message is bad
-		}
-		if !deliver(from, msg) {
+		if !p.deliverMsgs(from, msgs, deliver) {
 			return nil
 		}
+		clear(msgs)
+		msgs = msgs[:0]
 	}
+}
+
+// deliverMsgs hands msgs to the host: inline if the host allows it, else
+// one by one.
+func (p *TCPPeers) deliverMsgs(from sim.NodeID, msgs []sim.Message, deliver func(sim.NodeID, sim.Message) bool) bool {
+	if p.deliverAll != nil {
+		return p.deliverAll(from, msgs)
+	}
+	for _, m := range msgs {
+		if !deliver(from, m) {
+			return false
+		}
+	}
+	return true
+}
+
+// frameBuffered reports whether r holds a whole frame already, so reading
+// it will not block.
+func frameBuffered(r *bufio.Reader) bool {
+	if r.Buffered() < FrameHeaderSize {
+		return false
+	}
+	h, _ := r.Peek(FrameHeaderSize)
+	return uint64(r.Buffered()) >= FrameHeaderSize+uint64(binary.BigEndian.Uint32(h))
+}
+
+// deliverInline implements inlineDeliverer: a peer's reader steps the
+// machine itself when nobody else is.
+func (p *TCPPeers) deliverInline(deliverAll func(sim.NodeID, []sim.Message) bool) {
+	p.deliverAll = deliverAll
 }
 
 // dialLoop keeps a connection to one peer and writes its queue to it.
@@ -335,6 +376,15 @@ func (cs combined) Run(ctx context.Context, deliver func(sim.NodeID, sim.Message
 		}
 	}
 	return first
+}
+
+// deliverInline implements inlineDeliverer for the parts that do.
+func (cs combined) deliverInline(deliverAll func(sim.NodeID, []sim.Message) bool) {
+	for _, t := range cs {
+		if i, ok := t.(inlineDeliverer); ok {
+			i.deliverInline(deliverAll)
+		}
+	}
 }
 
 func (cs combined) Send(to sim.NodeID, msg sim.Message) error {
