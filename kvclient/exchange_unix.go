@@ -9,6 +9,7 @@ import (
 	"io"
 	"syscall"
 
+	"github.com/flotilla-sim/flotilla/internal/sysio"
 	"github.com/flotilla-sim/flotilla/runtime"
 )
 
@@ -34,9 +35,9 @@ func (c *serialConn) exchangeRaw(b []byte) ([]byte, error) {
 	rerr := c.raw.Read(func(fd uintptr) bool {
 		if !sent {
 			sent = true
-			w, e := sysWrite(int(fd), b)
+			w, e := sysio.Write(int(fd), b)
 			for errors.Is(e, syscall.EINTR) {
-				w, e = sysWrite(int(fd), b)
+				w, e = sysio.Write(int(fd), b)
 			}
 			if e != nil && !errors.Is(e, syscall.EAGAIN) {
 				err = e
@@ -50,7 +51,7 @@ func (c *serialConn) exchangeRaw(b []byte) ([]byte, error) {
 			return false // wait for the response
 		}
 		for {
-			m, e := sysRead(int(fd), c.rbuf[c.rlen:])
+			m, e := sysio.Read(int(fd), c.rbuf[c.rlen:])
 			switch {
 			case errors.Is(e, syscall.EINTR):
 				continue

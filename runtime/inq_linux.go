@@ -20,7 +20,7 @@ func enableInq(fd int) bool {
 	return syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, tcpInq, 1) == nil
 }
 
-// sysReadInq is sysRead with TCP_INQ (see enableInq; oob has inqSpace
+// sysReadInq is sysio.Read with TCP_INQ (see enableInq; oob has inqSpace
 // bytes): more is false only when the kernel said that the socket was
 // empty after this read, with no end of stream pending either, so that a
 // reader on an edge-triggered poller may wait without another read.

@@ -9,6 +9,7 @@ import (
 	"io"
 	"syscall"
 
+	"github.com/flotilla-sim/flotilla/internal/sysio"
 	"github.com/flotilla-sim/flotilla/sim"
 )
 
@@ -60,7 +61,7 @@ func (s *TCPServer) readConn(c *tcpConn, deliverOne func(sim.NodeID, sim.Message
 			if inq {
 				n, more, e = sysReadInq(int(fd), buf[end:], oob)
 			} else {
-				n, e = sysRead(int(fd), buf[end:])
+				n, e = sysio.Read(int(fd), buf[end:])
 			}
 			switch {
 			case errors.Is(e, syscall.EINTR):

@@ -4,6 +4,7 @@ package runtime
 
 import (
 	"errors"
+	"github.com/flotilla-sim/flotilla/internal/sysio"
 	"net"
 	"syscall"
 )
@@ -20,7 +21,7 @@ func writeNonblocking(rc syscall.RawConn, b []byte) (n int, err error) {
 	}
 	rerr := rc.Write(func(fd uintptr) bool {
 		for n < len(b) {
-			m, e := sysWrite(int(fd), b[n:])
+			m, e := sysio.Write(int(fd), b[n:])
 			switch {
 			case e == nil && m > 0:
 				n += m
