@@ -116,26 +116,12 @@ func (c *serialConn) failed(ctx context.Context, err error) error {
 
 // Get implements kv.
 func (c *serialConn) Get(ctx context.Context, key string) ([]byte, bool, error) {
-	resp, err := c.do(ctx, kvsm.Request{Op: kvsm.OpGet, Key: []byte(key)})
-	if err != nil {
-		return nil, false, err
-	}
-	if resp.Status == kvsm.StatusNotFound {
-		return nil, false, nil
-	}
-	if err := check(resp); err != nil {
-		return nil, false, err
-	}
-	return resp.Value, true, nil
+	return getVia(ctx, c.do, key)
 }
 
 // Set implements kv.
 func (c *serialConn) Set(ctx context.Context, key string, value []byte) error {
-	resp, err := c.do(ctx, kvsm.Request{Op: kvsm.OpSet, Key: []byte(key), Value: value})
-	if err != nil {
-		return err
-	}
-	return check(resp)
+	return setVia(ctx, c.do, key, value)
 }
 
 // Close implements kv.

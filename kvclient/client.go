@@ -258,7 +258,21 @@ func check(resp kvsm.Response) error {
 
 // Get returns the value of key; ok is false if the key is not set.
 func (c *Client) Get(ctx context.Context, key string) (value []byte, ok bool, err error) {
-	resp, err := c.do(ctx, kvsm.Request{Op: kvsm.OpGet, Key: []byte(key)})
+	return getVia(ctx, c.do, key)
+}
+
+// Set sets key to value. When it returns nil the write is durable on a
+// server run with -data.
+func (c *Client) Set(ctx context.Context, key string, value []byte) error {
+	return setVia(ctx, c.do, key, value)
+}
+
+// roundTrip sends a request and waits for its response.
+type roundTrip func(context.Context, kvsm.Request) (kvsm.Response, error)
+
+// getVia is a get over do: the value, or ok false for a missing key.
+func getVia(ctx context.Context, do roundTrip, key string) ([]byte, bool, error) {
+	resp, err := do(ctx, kvsm.Request{Op: kvsm.OpGet, Key: []byte(key)})
 	if err != nil {
 		return nil, false, err
 	}
@@ -271,10 +285,9 @@ func (c *Client) Get(ctx context.Context, key string) (value []byte, ok bool, er
 	return resp.Value, true, nil
 }
 
-// Set sets key to value. When it returns nil the write is durable on a
-// server run with -data.
-func (c *Client) Set(ctx context.Context, key string, value []byte) error {
-	resp, err := c.do(ctx, kvsm.Request{Op: kvsm.OpSet, Key: []byte(key), Value: value})
+// setVia is a set over do.
+func setVia(ctx context.Context, do roundTrip, key string, value []byte) error {
+	resp, err := do(ctx, kvsm.Request{Op: kvsm.OpSet, Key: []byte(key), Value: value})
 	if err != nil {
 		return err
 	}
