@@ -398,7 +398,7 @@ func (n *Node) becomeLeader(out *sim.Effects) {
 	// The whole log is durable: the host synced it before the vote
 	// requests of the election this node just won left.
 	n.prs[n.self].match = last
-	if !n.cfg.noNoop {
+	if !n.cfg.NoLeaderNoop {
 		n.appendLocal(EntryNoop, nil, out)
 	}
 	for i := range n.prs {

@@ -23,7 +23,7 @@ func planRun(seed uint64, plan sim.Plan, faultPhase time.Duration) error {
 // driving faults of its own.
 func run(seed uint64, plan sim.Plan, faultPhase time.Duration, noNoop bool, nem *raftsim.Nemesis) error {
 	const n = 5
-	cfg := raftsim.ScenarioTuned(seed, n, 1, plan, faultPhase, func(c *raft.Config) { raft.SetNoNoop(c, noNoop) })
+	cfg := raftsim.ScenarioTuned(seed, n, 1, plan, faultPhase, func(c *raft.Config) { c.NoLeaderNoop = noNoop })
 	cfg.Checkers = append(cfg.Checkers, sim.Checker{
 		// A healthy cluster handles ~1,000-2,000 events per virtual
 		// second here; a message storm (say a leader and a follower
@@ -164,7 +164,7 @@ func TestNemesisDeterministic(t *testing.T) {
 	once := func() sim.Result {
 		const phase = 2 * time.Second
 		cfg := raftsim.ScenarioTuned(5, 5, 1, sim.Plan{Network: raftsim.BaseNetwork, SyncLatency: 2 * time.Millisecond}, phase,
-			func(c *raft.Config) { raft.SetNoNoop(c, true) })
+			func(c *raft.Config) { c.NoLeaderNoop = true })
 		nem := raftsim.NewNemesis(5, 5, phase)
 		cfg.Checkers = append(cfg.Checkers, nem.Hook())
 		res := sim.New(cfg).Run()

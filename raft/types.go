@@ -113,10 +113,13 @@ type Config struct {
 	// entry.
 	ObserveApply bool
 
-	// noNoop (tests only) skips the no-op a new leader appends, so that
-	// simulations reach the situations of the paper's Figure 8, which the
-	// no-op otherwise makes rare.
-	noNoop bool
+	// NoLeaderNoop skips the no-op entry a new leader appends. Entries of
+	// earlier terms then commit only with the leader's next entry of its
+	// own, so reads and commits wait for a client. It exists for
+	// simulation: without the no-op the situations of the paper's Figure
+	// 8 are easy to reach (raftsim.Nemesis builds them); leave it off in
+	// real clusters.
+	NoLeaderNoop bool
 }
 
 func (c *Config) fill() {

@@ -65,6 +65,16 @@ func TestSimSweepSummary(t *testing.T) {
 	}
 }
 
+// The nemesis system sweeps clean on the real raft, every size it allows.
+func TestSimRaftNemesis(t *testing.T) {
+	for _, n := range []string{"3", "5"} {
+		code, out := runSim(t, "-system", "raft-nemesis", "-faults", "none", "-nodes", n, "-seeds", "10", "-duration", "3s")
+		if code != 0 || !strings.Contains(out, "seeds: 10 run, 0 failed") {
+			t.Fatalf("%s nodes: exit %d:\n%s", n, code, out)
+		}
+	}
+}
+
 func TestSimSingleSeedPrintsStableHash(t *testing.T) {
 	_, a := runSim(t, "-seed", "42")
 	_, b := runSim(t, "-seed", "42", "-check-determinism", "x")

@@ -37,11 +37,18 @@ var systemList = []system{
 		base: pingpong.BaseNetwork, scenario: pingpong.Scenario},
 	{name: "raft", about: "Raft alone: proposals, reads and transfers under faults", defaultNodes: 5, minNodes: 1, maxNodes: 9,
 		base: raftsim.BaseNetwork, scenario: raftsim.Scenario},
+	{name: "raft-nemesis", about: "Raft without the leader's no-op under a nemesis that builds the paper's Figure 8 and crashes voters right after voting (try -faults none)",
+		defaultNodes: 5, minNodes: 3, maxNodes: 7, base: raftsim.BaseNetwork, scenario: raftNemesis},
 	{name: "traffic", about: "the traffic-light controller, lights and button", defaultNodes: 4, minNodes: 4, maxNodes: 4, defaultDuration: 30 * time.Minute,
 		base: trafficsim.BaseNetwork, scenario: trafficsim.Scenario},
 }
 
 func systems() []system { return systemList }
+
+func raftNemesis(seed uint64, nodes int, plan sim.Plan, d time.Duration) sim.Config {
+	cfg, _ := raftsim.NemesisScenario(seed, nodes, plan, d)
+	return cfg
+}
 
 // The kv and raft systems number their clients after their replicas;
 // -clients sets how many.

@@ -42,7 +42,7 @@ import (
 //
 // The nemesis needs a workload that proposes at random replicas (Scenario's
 // client does) and is meant for runs whose leaders append no no-op (see
-// raft.SetNoNoop), since the no-op commits an entry of the new term at
+// raft.Config.NoLeaderNoop), since the no-op commits an entry of the new term at
 // once, and with a sync latency, so that writes have a window in which
 // they are not yet durable. It draws every choice from its seed, so a run
 // replays exactly. The safety checkers, not the nemesis, decide whether a
@@ -131,6 +131,21 @@ const (
 	// and syncs.
 	quorumGrace = 10 * time.Millisecond
 )
+
+// NemesisScenario is Scenario (one client) with leaders that append no
+// no-op and the nemesis acting through the fault phase d, on top of
+// whatever plan brings (plan.Faults may well be empty). If the plan has no
+// sync latency, 1, 2 or 5 ms is drawn from the seed: the nemesis needs
+// writes that take a while to become durable.
+func NemesisScenario(seed uint64, nodes int, plan sim.Plan, d time.Duration) (sim.Config, *Nemesis) {
+	if plan.SyncLatency == 0 {
+		plan.SyncLatency = []time.Duration{time.Millisecond, 2 * time.Millisecond, 5 * time.Millisecond}[sim.Stream(seed, 98).IntN(3)]
+	}
+	cfg := ScenarioTuned(seed, nodes, 1, plan, d, func(c *raft.Config) { c.NoLeaderNoop = true })
+	nem := NewNemesis(seed, nodes, d)
+	cfg.Checkers = append(cfg.Checkers, nem.Hook())
+	return cfg, nem
+}
 
 // NewNemesis returns a nemesis for a cluster of nodes replicas (ids
 // 0..nodes-1; any further nodes are clients), acting until the virtual time

@@ -97,3 +97,16 @@ func TestSimClients(t *testing.T) {
 		return res.Err
 	})
 }
+
+// NemesisScenario runs clean on a correct raft, and its nemesis acts.
+func TestNemesisScenario(t *testing.T) {
+	for seed := uint64(1); seed <= 3; seed++ {
+		cfg, nem := NemesisScenario(seed, 5, sim.Plan{Network: BaseNetwork}, 3*time.Second)
+		if res := sim.New(cfg).Run(); res.Err != nil {
+			t.Fatalf("seed %d: %v\n    nemesis: %v", seed, res.Err, nem)
+		}
+		if nem.Stats().Episodes == 0 {
+			t.Errorf("seed %d: the nemesis started no episode", seed)
+		}
+	}
+}
