@@ -130,9 +130,15 @@ func (h *host) deliver(from sim.NodeID, msg sim.Message) bool {
 // one sender and in order. If nobody is stepping the machine it handles
 // the items queued so far and then msgs on the caller's goroutine, as one
 // batch closed (journal synced, sends flushed) before it returns;
-// otherwise it queues them. It returns false once the host is stopping.
+// otherwise it queues them. With no msgs it waits for whoever is stepping
+// the machine and then handles everything queued so far: when it returns,
+// every message the caller delivered before has been handled and its
+// replies handed to the transport. It returns false once the host is
+// stopping.
 func (h *host) deliverAll(from sim.NodeID, msgs []sim.Message) bool {
-	if !h.mu.TryLock() {
+	if len(msgs) == 0 {
+		h.mu.Lock()
+	} else if !h.mu.TryLock() {
 		for _, m := range msgs {
 			if !h.deliver(from, m) {
 				return false

@@ -190,6 +190,7 @@ func (p *TCPPeers) readPeer(c net.Conn, deliver func(sim.NodeID, sim.Message) bo
 		for len(msgs) == 0 || frameBuffered(r) {
 			b, err := ReadFrame(r, nil, p.cfg.MaxFrame)
 			if err != nil {
+				p.deliverMsgs(from, msgs, deliver) // what came before the failure
 				return err
 			}
 			msg, err := p.cfg.Codec.Decode(b)

@@ -3,6 +3,7 @@ package runtime_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"log/slog"
 	"net"
@@ -321,5 +322,38 @@ func TestTCPPeersBurstArrivesInOrder(t *testing.T) {
 		if err := <-errs; err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// A frame that arrived in the same read as a bad one after it (here, over
+// MaxFrame) is still delivered before the connection is dropped.
+func TestTCPPeersDeliversFramesBeforeABadOne(t *testing.T) {
+	p, err := runtime.ListenTCPPeers(runtime.TCPPeersConfig{ID: 0, Listen: "127.0.0.1:0", MaxFrame: 100,
+		Peers: map[sim.NodeID]string{1: "127.0.0.1:1"}, Codec: strCodec{}, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	got := make(chan sim.Message, 10)
+	go p.Run(ctx, func(_ sim.NodeID, m sim.Message) bool { got <- m; return true })
+	c, err := net.Dial("tcp", p.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	b := runtime.AppendFrame(nil, binary.BigEndian.AppendUint32([]byte("FLPEER"), 1)) // hello from node 1
+	b = runtime.AppendFrame(b, []byte("valid"))
+	b = runtime.AppendFrame(b, make([]byte, 200)) // over MaxFrame
+	if _, err := c.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-got:
+		if m != "valid" {
+			t.Fatalf("delivered %q, want \"valid\"", m)
+		}
+	case <-ctx.Done():
+		t.Fatal("the frame before the oversized one was never delivered")
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"sync"
@@ -78,6 +79,8 @@ type tcpConn struct {
 	pending []byte          // used while the machine is stepped
 
 	wmu     sync.Mutex
+	written *sync.Cond    // on wmu: signalled when busy clears or the conn is dropped
+	closed  bool          // dropped (under wmu)
 	busy    bool          // the writer goroutine owns the socket: Flush queues
 	queued  []byte        // frames for the writer goroutine
 	batches int           // Flushes whose frames wait in queued
@@ -93,6 +96,10 @@ type tcpConn struct {
 // read, and the caller may be that reader, delivering a message.
 func (c *tcpConn) close() {
 	c.once.Do(func() {
+		c.wmu.Lock()
+		c.closed = true
+		c.written.Broadcast()
+		c.wmu.Unlock()
 		close(c.done)
 		if tc, ok := c.c.(*net.TCPConn); ok {
 			tc.CloseRead()
@@ -169,6 +176,7 @@ func (s *TCPServer) Run(ctx context.Context, deliver func(sim.NodeID, sim.Messag
 			return nil
 		}
 		c := &tcpConn{id: s.next, c: nc, raw: rawConnOf(nc), wake: make(chan struct{}, 1), done: make(chan struct{})}
+		c.written = sync.NewCond(&c.wmu)
 		s.next++
 		s.conns[c.id] = c
 		s.mu.Unlock()
@@ -191,8 +199,25 @@ func (s *TCPServer) drop(c *tcpConn, why string, err error) {
 
 func (s *TCPServer) read(c *tcpConn, deliver func(sim.NodeID, sim.Message) bool) {
 	why, err := s.readConn(c, deliver)
+	if why == "read" && errors.Is(err, io.EOF) && s.deliverAll != nil {
+		// The client closed its side after its last request (a half
+		// close): requests queued while the machine was busy still get
+		// their replies before this side closes.
+		s.deliverAll(c.id, nil)
+		c.waitWritten()
+	}
 	s.drop(c, why, err)
 	c.c.Close()
+}
+
+// waitWritten waits until the writer goroutine has written everything
+// queued for it, or the connection is dropped.
+func (c *tcpConn) waitWritten() {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	for c.busy && !c.closed {
+		c.written.Wait()
+	}
 }
 
 // readBuffered is readConn through a bufio.Reader, for connections
@@ -233,6 +258,7 @@ func (s *TCPServer) write(c *tcpConn) {
 			c.wmu.Lock()
 			if len(c.queued) == 0 {
 				c.busy = false
+				c.written.Broadcast()
 				c.wmu.Unlock()
 				break
 			}

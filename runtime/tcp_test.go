@@ -239,3 +239,69 @@ func TestTCPServerNoticesEndOfStreamWithData(t *testing.T) {
 		}
 	}
 }
+
+// gate answers every string message with itself; "block" first waits
+// until release is closed, keeping the host busy.
+type gate struct{ release chan struct{} }
+
+func (g *gate) Step(ev sim.Event, out *sim.Effects) {
+	if ev.Kind != sim.EventMessage {
+		return
+	}
+	if ev.Msg == "block" {
+		<-g.release
+	}
+	out.Send(ev.From, ev.Msg)
+}
+
+// A client that sends its requests and closes its side at once (a half
+// close) while the machine is busy with someone else still gets every
+// reply: its reader queues the requests, sees the end of stream, and
+// waits for them to be answered before it closes the connection.
+func TestHalfClosedClientGetsItsReplies(t *testing.T) {
+	srv, err := runtime.ListenTCP(runtime.TCPConfig{Listen: "127.0.0.1:0", Codec: strCodec{}, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	g := &gate{release: make(chan struct{})}
+	done := make(chan error, 1)
+	go func() { done <- runtime.Run(ctx, runtime.Config{Machine: g, Transport: srv, Logger: quiet()}) }()
+
+	a, err := net.Dial("tcp", srv.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	a.Write(runtime.AppendFrame(nil, []byte("block"))) // the machine is now stuck in Step
+
+	b, err := net.Dial("tcp", srv.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	b.SetDeadline(time.Now().Add(10 * time.Second))
+	b.Write(runtime.AppendFrame(runtime.AppendFrame(nil, []byte("one")), []byte("two")))
+	b.(*net.TCPConn).CloseWrite()
+	// Not a synchronisation point: it lets b's reader queue both requests
+	// and read the end of stream while the machine is blocked, the
+	// interleaving under test. The replies must come whatever the order.
+	time.Sleep(50 * time.Millisecond)
+	close(g.release)
+
+	r := bufio.NewReader(b)
+	for _, want := range []string{"one", "two"} {
+		p, err := runtime.ReadFrame(r, nil, 0)
+		if err != nil || string(p) != want {
+			t.Fatalf("reply %q, %v; want %q", p, err, want)
+		}
+	}
+	if p, err := runtime.ReadFrame(r, nil, 0); !errors.Is(err, io.EOF) {
+		t.Fatalf("after the replies: %q, %v; want the server's end of stream", p, err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
