@@ -7,9 +7,11 @@ import (
 )
 
 // Checker verifies Raft's safety properties in a simulation after every
-// event, on every node that stepped since it was last checked (a node's
-// state changes only when it steps). node extracts the raft Node from a machine (nil if the machine has
-// none); pass nil when the machines are *Node themselves.
+// event, on every node whose state may have changed since it was last
+// checked: one that was stepped or had Propose, ReadIndex or
+// TransferLeadership called on it (the only ways a Node changes). node
+// extracts the raft Node from a machine (nil if the machine has none);
+// pass nil when the machines are *Node themselves.
 //
 // It checks: at most one leader per term; a leader never removes or
 // overwrites entries of its own log; log matching (an (index, term) pair

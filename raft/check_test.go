@@ -59,3 +59,28 @@ func TestCheckerCatchesRewrittenLastEntry(t *testing.T) {
 		t.Fatalf("got %v, want the leader's overwritten entry", err)
 	}
 }
+
+// TestCheckerSeesChangesOutsideStep: an embedding machine changes a Node
+// through Propose, ReadIndex and TransferLeadership, not only Step; each
+// counts as a change, so the checker looks at the node after that event
+// rather than at its next Step (which may never come if it crashes).
+func TestCheckerSeesChangesOutsideStep(t *testing.T) {
+	c := newCluster(3, 3)
+	l, err := c.waitLeader(2 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := c.node(l)
+	var out sim.Effects
+	for name, call := range map[string]func(){
+		"Propose":            func() { n.Propose([]byte("p"), &out) },
+		"ReadIndex":          func() { n.ReadIndex(1, &out) },
+		"TransferLeadership": func() { n.TransferLeadership((l+1)%3, &out) },
+	} {
+		before := n.steps
+		call()
+		if n.steps == before {
+			t.Errorf("%s left the change counter at %d: the checker would skip the node", name, before)
+		}
+	}
+}

@@ -99,7 +99,7 @@ type Node struct {
 
 	pending []pendingProposal
 	reads   []readRequest
-	steps   uint64      // events handled, so a checker can skip nodes that did not step
+	steps   uint64      // calls that may change state (Step, Propose, ...), so a checker can skip nodes left alone
 	arena   recordArena // journal records are carved from here
 	aeSlab  slab[AppendEntries]
 	aerSlab slab[AppendEntriesReply]
@@ -1063,6 +1063,7 @@ func (n *Node) onTimeoutNow(from sim.NodeID, m TimeoutNow, out *sim.Effects) {
 // is delivered through Application.Apply once committed (a change of leader
 // may still discard it).
 func (n *Node) Propose(data []byte, out *sim.Effects) (index uint64, ok bool) {
+	n.steps++
 	return n.propose(data, None, 0, out)
 }
 
@@ -1088,6 +1089,7 @@ func (n *Node) propose(data []byte, from sim.NodeID, id uint64, out *sim.Effects
 // and a quorum has confirmed the leadership after now. It writes nothing to
 // the log.
 func (n *Node) ReadIndex(ctx uint64, out *sim.Effects) bool {
+	n.steps++
 	return n.readIndex(ctx, None, out)
 }
 
@@ -1161,6 +1163,7 @@ func (n *Node) finishRead(r readRequest, ok bool, out *sim.Effects) {
 // accepting proposals, brings to up to date and tells it to start an
 // election at once. The transfer is abandoned after an election timeout.
 func (n *Node) TransferLeadership(to sim.NodeID, out *sim.Effects) bool {
+	n.steps++
 	p := n.pr(to)
 	if n.role != Leader || p == nil || to == n.id {
 		return false
