@@ -34,13 +34,9 @@ type serialConn struct {
 
 // dialSerial connects to addr.
 func dialSerial(ctx context.Context, addr string) (*serialConn, error) {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", addr)
+	conn, err := dialTCP(ctx, addr)
 	if err != nil {
-		return nil, fmt.Errorf("kvclient: %w", err)
-	}
-	if tc, ok := conn.(*net.TCPConn); ok {
-		tc.SetNoDelay(true)
+		return nil, err
 	}
 	c := &serialConn{conn: conn, r: bufio.NewReaderSize(conn, 4<<10), stop: func() bool { return false }}
 	if sc, ok := conn.(syscall.Conn); ok && rawExchange {

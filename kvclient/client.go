@@ -60,15 +60,22 @@ type Client struct {
 	done    chan struct{}
 }
 
-// Dial connects to the server at addr (host:port).
-func Dial(ctx context.Context, addr string) (*Client, error) {
+// dialTCP connects to addr. Go's TCP connections send without delay
+// (TCP_NODELAY) by default, which a request-response protocol wants.
+func dialTCP(ctx context.Context, addr string) (net.Conn, error) {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("kvclient: %w", err)
 	}
-	if tc, ok := conn.(*net.TCPConn); ok {
-		tc.SetNoDelay(true)
+	return conn, nil
+}
+
+// Dial connects to the server at addr (host:port).
+func Dial(ctx context.Context, addr string) (*Client, error) {
+	conn, err := dialTCP(ctx, addr)
+	if err != nil {
+		return nil, err
 	}
 	c := &Client{conn: conn, pending: make(map[uint64]chan any), done: make(chan struct{}), kick: make(chan struct{}, 1)}
 	go c.readLoop()

@@ -256,9 +256,6 @@ func (p *TCPPeers) dialLoop(ctx context.Context, po *peerOut) {
 			continue
 		}
 		backoff = 20 * time.Millisecond
-		if tc, ok := c.(*net.TCPConn); ok {
-			tc.SetNoDelay(true)
-		}
 		p.log.Debug("connected to peer", "node", p.cfg.ID, "peer", po.id, "addr", po.addr)
 		err = p.writePeer(ctx, c, po, hello)
 		c.Close()

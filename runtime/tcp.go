@@ -166,9 +166,6 @@ func (s *TCPServer) Run(ctx context.Context, deliver func(sim.NodeID, sim.Messag
 			}
 			continue
 		}
-		if tc, ok := nc.(*net.TCPConn); ok {
-			tc.SetNoDelay(true)
-		}
 		s.mu.Lock()
 		if ctx.Err() != nil {
 			s.mu.Unlock()
