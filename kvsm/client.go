@@ -27,8 +27,8 @@ type Invoked struct {
 	Op    Op
 	Key   []byte
 	Value []byte
-	// Client is the session's client id; Seq the write's sequence number
-	// (0 for reads).
+	// Client is the session's id and Seq the write's sequence number: 0
+	// for reads, and for a write that must first open a session.
 	Client, Seq uint64
 }
 

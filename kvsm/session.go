@@ -161,8 +161,11 @@ func (s *State) ApplyCommand(req Request, stamp time.Duration) Response {
 // version (see AppendCommand).
 func (s *State) applyEntry(req Request, stamp time.Duration, version byte) Response {
 	if version == 1 && req.Client != 0 && req.Op.IsWrite() && req.Seq == 1 && s.sessions[req.Client] == nil {
+		// The implicit open of version 1, after the clock moved (and
+		// swept) as ApplyCommand would, so the new session is not swept
+		// at once.
 		s.advance(stamp)
-		s.add(req.Client) // the implicit open of version 1
+		s.add(req.Client)
 	}
 	return s.ApplyCommand(req, stamp)
 }
