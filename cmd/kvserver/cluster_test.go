@@ -170,17 +170,22 @@ func (tc *testCluster) statuses() map[sim.NodeID]cluster.Status {
 // leader waits until a node leads.
 func (tc *testCluster) leader(within time.Duration) sim.NodeID {
 	tc.t.Helper()
+	return tc.leaderOtherThan(-1, within)
+}
+
+// leaderOtherThan polls until a node other than not leads.
+func (tc *testCluster) leaderOtherThan(not sim.NodeID, within time.Duration) sim.NodeID {
+	tc.t.Helper()
 	deadline := time.Now().Add(within)
 	for time.Now().Before(deadline) {
-		sts := tc.statuses()
-		for id, st := range sts {
-			if st.Role == raft.Leader {
+		for id, st := range tc.statuses() {
+			if st.Role == raft.Leader && id != not {
 				return id
 			}
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond) // polling
 	}
-	tc.t.Fatalf("no leader within %v", within)
+	tc.t.Fatalf("no leader other than %d within %v", not, within)
 	return -1
 }
 
@@ -535,21 +540,7 @@ func TestClusterPauseNode(t *testing.T) {
 	wait := h.load(tc, 4, stop)
 	h.await(t, 20)
 	tc.signal(tc.nodes[old], syscall.SIGSTOP)
-	// Poll for the new leader rather than sleeping a guessed election time.
-	deadline := time.Now().Add(10 * time.Second)
-	for newLeader := sim.NodeID(-1); newLeader < 0; {
-		for id, st := range tc.statuses() {
-			if st.Role == raft.Leader && id != old {
-				newLeader = id
-			}
-		}
-		if newLeader < 0 && time.Now().After(deadline) {
-			t.Fatalf("no new leader while node %d was stopped", old)
-		}
-		if newLeader < 0 {
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
+	tc.leaderOtherThan(old, 10*time.Second) // elected while old is stopped
 	tc.signal(tc.nodes[old], syscall.SIGCONT)
 	h.await(t, 30) // with the old leader awake again
 	close(stop)
