@@ -194,12 +194,20 @@ func (s *TCPServer) drop(c *tcpConn, why string, err error) {
 	s.log.Debug("client connection closed", "node", c.id, "why", why, "err", err)
 }
 
+// testHookHalfClose, if set, runs when a client's reader has seen the end
+// of the client's stream and is about to wait for the machine: tests use it
+// to know the half close happened while the machine was busy.
+var testHookHalfClose func()
+
 func (s *TCPServer) read(c *tcpConn, deliver func(sim.NodeID, sim.Message) bool) {
 	why, err := s.readConn(c, deliver)
 	if why == "read" && errors.Is(err, io.EOF) && s.deliverAll != nil {
 		// The client closed its side after its last request (a half
 		// close): requests queued while the machine was busy still get
 		// their replies before this side closes.
+		if testHookHalfClose != nil {
+			testHookHalfClose()
+		}
 		s.deliverAll(c.id, nil)
 		c.waitWritten()
 	}

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -266,6 +267,9 @@ func TestHalfClosedClientGetsItsReplies(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	g := &gate{release: make(chan struct{})}
+	halfClosed := make(chan struct{})
+	var once sync.Once // a's reader sees its end of stream too, at the end
+	defer runtime.SetTestHookHalfClose(func() { once.Do(func() { close(halfClosed) }) })()
 	done := make(chan error, 1)
 	go func() { done <- runtime.Run(ctx, runtime.Config{Machine: g, Transport: srv, Logger: quiet()}) }()
 
@@ -284,10 +288,13 @@ func TestHalfClosedClientGetsItsReplies(t *testing.T) {
 	b.SetDeadline(time.Now().Add(10 * time.Second))
 	b.Write(runtime.AppendFrame(runtime.AppendFrame(nil, []byte("one")), []byte("two")))
 	b.(*net.TCPConn).CloseWrite()
-	// Not a synchronisation point: it lets b's reader queue both requests
-	// and read the end of stream while the machine is blocked, the
-	// interleaving under test. The replies must come whatever the order.
-	time.Sleep(50 * time.Millisecond)
+	// The interleaving under test: b's reader has queued both requests and
+	// seen the end of stream while the machine is still blocked.
+	select {
+	case <-halfClosed:
+	case <-ctx.Done():
+		t.Fatal("the server never saw the client's half close")
+	}
 	close(g.release)
 
 	r := bufio.NewReader(b)
