@@ -239,7 +239,13 @@ func (n *Node) appendToLog(es ...Entry) {
 	}
 }
 
+// pr returns the progress of member id, or nil if id is not a member.
 func (n *Node) pr(id sim.NodeID) *progress {
+	// Members are usually numbered 0..n-1, and prs is sorted by id, so
+	// member id is then at index id: one comparison instead of a search.
+	if uint64(id) < uint64(len(n.prs)) && n.prs[id].id == id {
+		return &n.prs[id]
+	}
 	for i := range n.prs {
 		if n.prs[i].id == id {
 			return &n.prs[i]
@@ -533,7 +539,12 @@ func (n *Node) freeInflight(p *progress, upTo uint64) {
 		p.inflightSize -= p.inflight[k].bytes
 		k++
 	}
-	if k > 0 {
+	switch {
+	case k == len(p.inflight):
+		// The usual case (one or two messages in flight, all acked):
+		// nothing to move.
+		p.inflight = p.inflight[:0]
+	case k > 0:
 		p.inflight = append(p.inflight[:0], p.inflight[k:]...)
 	}
 }
@@ -599,20 +610,29 @@ func (n *Node) maybeCommit(out *sim.Effects) {
 	// The quorum-th highest match exceeds the commit index exactly when a
 	// quorum of matches do; most calls (an acknowledgement that moves one
 	// follower ahead of the rest) end here without sorting.
-	ahead := 0
+	ahead, lowest := 0, uint64(0)
 	for i := range n.prs {
-		if n.prs[i].match > n.commit {
+		if m := n.prs[i].match; m > n.commit {
+			if ahead == 0 || m < lowest {
+				lowest = m
+			}
 			ahead++
 		}
 	}
 	if ahead < n.quorum {
 		return
 	}
-	for i := range n.prs {
-		n.scratch[i] = n.prs[i].match
+	// With exactly a quorum ahead (the usual case: the acknowledgement
+	// that completes a quorum) the quorum-th highest match is the lowest
+	// of theirs; otherwise sort.
+	idx := lowest
+	if ahead > n.quorum {
+		for i := range n.prs {
+			n.scratch[i] = n.prs[i].match
+		}
+		slices.Sort(n.scratch)
+		idx = n.scratch[len(n.scratch)-n.quorum]
 	}
-	slices.Sort(n.scratch)
-	idx := n.scratch[len(n.scratch)-n.quorum]
 	if idx <= n.commit {
 		return
 	}
@@ -651,7 +671,9 @@ func (n *Node) applyCommitted(out *sim.Effects) {
 	if len(n.pending) == 0 {
 		n.pending = nil
 	}
-	n.processReads(out)
+	if len(n.reads) > 0 {
+		n.processReads(out)
+	}
 	if n.cfg.SnapshotEvery > 0 && n.app != nil && !n.compacting && n.applied-n.snapIndex >= n.cfg.SnapshotEvery {
 		n.compacting = true
 		out.SetTimer(timerCompact, 0)
@@ -685,23 +707,25 @@ func (n *Node) failPending(out *sim.Effects) {
 // ---- messages ----
 
 func (n *Node) message(from sim.NodeID, msg sim.Message, out *sim.Effects) {
+	// The steady state is almost all AppendEntries and replies: test for
+	// them first, one comparison each, before the full type switch.
+	if m, ok := msg.(*AppendEntries); ok && m != nil {
+		n.onAppendEntries(from, m, out)
+		return
+	}
+	if m, ok := msg.(*AppendEntriesReply); ok && m != nil {
+		n.onAppendEntriesReply(from, m, out)
+		return
+	}
 	switch m := msg.(type) {
 	case RequestVote:
 		n.onRequestVote(from, m, out)
 	case RequestVoteReply:
 		n.onRequestVoteReply(from, m, out)
-	case *AppendEntries:
-		if m != nil {
-			n.onAppendEntries(from, *m, out)
-		}
-	case *AppendEntriesReply:
-		if m != nil {
-			n.onAppendEntriesReply(from, *m, out)
-		}
 	case AppendEntries:
-		n.onAppendEntries(from, m, out)
+		n.onAppendEntries(from, &m, out)
 	case AppendEntriesReply:
-		n.onAppendEntriesReply(from, m, out)
+		n.onAppendEntriesReply(from, &m, out)
 	case Heartbeat:
 		n.onHeartbeat(from, m, out)
 	case HeartbeatReply:
@@ -829,7 +853,9 @@ func (n *Node) heardFromLeader(from sim.NodeID, term uint64, out *sim.Effects) b
 	return true
 }
 
-func (n *Node) onAppendEntries(from sim.NodeID, m AppendEntries, out *sim.Effects) {
+// onAppendEntries handles m, which it must not modify (it may be a message
+// shared with the sender).
+func (n *Node) onAppendEntries(from sim.NodeID, m *AppendEntries, out *sim.Effects) {
 	if n.pr(from) == nil {
 		return
 	}
@@ -920,7 +946,7 @@ func (n *Node) replyFrom(from sim.NodeID, term uint64, out *sim.Effects) *progre
 	return p
 }
 
-func (n *Node) onAppendEntriesReply(from sim.NodeID, m AppendEntriesReply, out *sim.Effects) {
+func (n *Node) onAppendEntriesReply(from sim.NodeID, m *AppendEntriesReply, out *sim.Effects) {
 	p := n.replyFrom(from, m.Term, out)
 	if p == nil {
 		return
