@@ -53,7 +53,7 @@ func TestCheckerCatchesSecondLeader(t *testing.T) {
 func TestCheckerCatchesRewrittenLastEntry(t *testing.T) {
 	err := checkerCatches(t, func(c *cluster, l sim.NodeID) {
 		r := c.node(l)
-		r.ents[len(r.ents)-1].Term = r.term + 7
+		r.log.at(r.log.len() - 1).Term = r.term + 7
 	})
 	if err == nil || !strings.Contains(err.Error(), "overwrote its entry") {
 		t.Fatalf("got %v, want the leader's overwritten entry", err)

@@ -27,7 +27,7 @@ func bootFrom(j sim.Journal) *Node {
 }
 
 func stateOf(n *Node) durableModel {
-	return durableModel{term: n.term, vote: n.vote, snap: n.snapIndex, log: n.ents}
+	return durableModel{term: n.term, vote: n.vote, snap: n.snapIndex, log: n.log.all()}
 }
 
 // TestJournalReplayProperty: any sequence of hard-state writes, appends

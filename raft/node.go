@@ -71,8 +71,8 @@ type Node struct {
 	role   Role
 	leader sim.NodeID
 
-	// The log: ents[0] has index snapIndex+1.
-	ents      []Entry
+	// The log: entry 0 of log has index snapIndex+1.
+	log       entryLog
 	snapIndex uint64
 	snapTerm  uint64
 	snapData  []byte
@@ -157,7 +157,7 @@ func (n *Node) boot(b *sim.Boot, out *sim.Effects) {
 		} else {
 			n.term, n.vote = st.term, sim.NodeID(st.vote)
 			n.snapIndex, n.snapTerm, n.snapData = st.index, st.lastTerm, st.app
-			n.ents = st.tail
+			n.log.append(st.tail)
 			if n.app != nil && n.snapIndex > 0 {
 				n.app.Restore(st.app)
 			}
@@ -185,7 +185,8 @@ func (n *Node) boot(b *sim.Boot, out *sim.Effects) {
 				}
 				es = es[skip:]
 			}
-			n.ents = append(n.ents[:es[0].Index-n.snapIndex-1], es...)
+			n.log.truncate(int(es[0].Index - n.snapIndex - 1))
+			n.log.append(es)
 		}
 	}
 	n.journalNext = j.Next()
@@ -196,13 +197,13 @@ func (n *Node) boot(b *sim.Boot, out *sim.Effects) {
 
 // ---- log helpers ----
 
-func (n *Node) lastIndex() uint64 { return n.snapIndex + uint64(len(n.ents)) }
+func (n *Node) lastIndex() uint64 { return n.snapIndex + uint64(n.log.len()) }
 
 func (n *Node) lastTerm() uint64 {
-	if len(n.ents) == 0 {
+	if n.log.len() == 0 {
 		return n.snapTerm
 	}
-	return n.ents[len(n.ents)-1].Term
+	return n.log.at(n.log.len() - 1).Term
 }
 
 // termAt returns the term of the entry at index i, if the node knows it.
@@ -213,31 +214,12 @@ func (n *Node) termAt(i uint64) (uint64, bool) {
 	case i < n.snapIndex || i > n.lastIndex():
 		return 0, false
 	}
-	return n.ents[i-n.snapIndex-1].Term, true
+	return n.entry(i).Term, true
 }
 
-func (n *Node) entry(i uint64) *Entry { return &n.ents[i-n.snapIndex-1] }
-
-// appendToLog appends es to the log. A full log doubles its capacity (plain
-// append grows a large slice by only a quarter, so a log growing one entry
-// at a time would be copied whole again and again). Only the free space
-// past the end is ever written: messages in flight share the log's array
-// up to its length.
-func (n *Node) appendToLog(es ...Entry) {
-	if len(n.ents)+len(es) > cap(n.ents) {
-		grown := make([]Entry, len(n.ents), max(2*cap(n.ents), len(n.ents)+len(es), 64))
-		copy(grown, n.ents)
-		n.ents = grown
-	}
-	// One at a time: appending or copying a slice goes through the
-	// runtime's bulk write barrier, dear for the one or two entries of a
-	// usual append.
-	k := len(n.ents)
-	n.ents = n.ents[:k+len(es)]
-	for i := range es {
-		n.ents[k+i] = es[i]
-	}
-}
+// entry returns the entry at index i, which must be in the log (after the
+// snapshot, at most lastIndex).
+func (n *Node) entry(i uint64) *Entry { return n.log.at(int(i - n.snapIndex - 1)) }
 
 // pr returns the progress of member id, or nil if id is not a member.
 func (n *Node) pr(id sim.NodeID) *progress {
@@ -270,7 +252,7 @@ func (n *Node) persistEntries(es []Entry, out *sim.Effects) {
 
 func (n *Node) saveSnapshot(out *sim.Effects) {
 	st := snapshotState{term: n.term, vote: int64(n.vote), index: n.snapIndex,
-		lastTerm: n.snapTerm, app: n.snapData, tail: n.ents}
+		lastTerm: n.snapTerm, app: n.snapData, tail: n.log.all()}
 	out.SaveSnapshot(encodeSnapshot(&st), n.journalNext)
 	out.Sync()
 }
@@ -425,8 +407,8 @@ func (n *Node) becomeLeader(out *sim.Effects) {
 // followers' run in parallel.
 func (n *Node) appendLocal(t EntryType, data []byte, out *sim.Effects) uint64 {
 	e := Entry{Index: n.lastIndex() + 1, Term: n.term, Type: t, Data: data}
-	n.appendToLog(e)
-	n.persistEntries(n.ents[len(n.ents)-1:], out)
+	n.log.append([]Entry{e})
+	n.persistEntries(n.log.slice(n.log.len()-1, n.log.len()), out)
 	out.NotifySynced(e.Index)
 	return e.Index
 }
@@ -478,11 +460,11 @@ func (n *Node) sendAppend(p *progress, out *sim.Effects) bool {
 		prev = p.next - 1
 		prevTerm, _ = n.termAt(prev)
 	}
-	lo := prev - n.snapIndex // position of entry next in ents
+	lo := int(prev - n.snapIndex) // position of entry next in the log
 	hi := lo
 	size := 0
-	for hi < uint64(len(n.ents)) && hi-lo < uint64(n.cfg.MaxBatchEntries) {
-		sz := len(n.ents[hi].Data) + 12
+	for hi < n.log.len() && hi-lo < n.cfg.MaxBatchEntries {
+		sz := len(n.log.at(hi).Data) + 12
 		if hi > lo && size+sz > n.cfg.MaxBatchBytes {
 			break
 		}
@@ -491,7 +473,7 @@ func (n *Node) sendAppend(p *progress, out *sim.Effects) bool {
 	}
 	m := AppendEntries{Term: n.term, PrevIndex: prev, PrevTerm: prevTerm, Commit: n.commit}
 	if hi > lo {
-		m.Entries = n.ents[lo:hi:hi]
+		m.Entries = n.log.slice(lo, hi)
 	}
 	// Early: nothing in m relies on the leader's own unsynced writes (its
 	// term was durable before it could win; its commit index counts only
@@ -502,7 +484,7 @@ func (n *Node) sendAppend(p *progress, out *sim.Effects) bool {
 		if len(p.inflight) == 0 {
 			p.lastProgress = n.now
 		}
-		last := prev + (hi - lo)
+		last := prev + uint64(hi-lo)
 		p.next = last + 1
 		p.inflight = append(p.inflight, inflight{last: last, bytes: size})
 		p.inflightSize += size
@@ -688,7 +670,7 @@ func (n *Node) compact(out *sim.Effects) {
 	}
 	data := n.app.Snapshot()
 	t, _ := n.termAt(n.applied)
-	n.ents = slices.Clone(n.ents[n.applied-n.snapIndex:])
+	n.log.dropFront(int(n.applied - n.snapIndex))
 	n.snapIndex, n.snapTerm, n.snapData = n.applied, t, data
 	n.saveSnapshot(out)
 }
@@ -904,13 +886,11 @@ func (n *Node) onAppendEntries(from sim.NodeID, m *AppendEntries, out *sim.Effec
 			if e.Index <= n.commit {
 				return // would truncate a committed entry: impossible from a valid leader
 			}
-			// Copy on truncation: messages in flight may share the
-			// old array.
-			n.ents = slices.Clip(n.ents[:e.Index-n.snapIndex-1])
+			n.log.truncate(int(e.Index - n.snapIndex - 1))
 			n.epoch++
 			n.truncAt = e.Index
 		}
-		n.appendToLog(es[k:]...)
+		n.log.append(es[k:])
 		n.persistEntries(es[k:], out)
 		break
 	}
@@ -1055,9 +1035,9 @@ func (n *Node) onInstallSnapshot(from sim.NodeID, m InstallSnapshot, out *sim.Ef
 		return
 	}
 	if t, ok := n.termAt(m.Index); ok && t == m.LastTerm {
-		n.ents = slices.Clone(n.ents[m.Index-n.snapIndex:])
+		n.log.dropFront(int(m.Index - n.snapIndex))
 	} else {
-		n.ents = nil
+		n.log = entryLog{}
 	}
 	n.snapIndex, n.snapTerm, n.snapData = m.Index, m.LastTerm, m.Data
 	n.commit, n.applied = m.Index, m.Index

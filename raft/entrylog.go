@@ -1,0 +1,132 @@
+package raft
+
+// entryLog is the sequence of log entries after the snapshot, held in
+// blocks of logBlock entries rather than in one array.
+//
+// One array has to be copied whole whenever it fills, so a log that grows
+// one entry at a time allocates about twice its final size and moves every
+// entry (with a write barrier per Data pointer while the collector runs)
+// once or twice. Blocks are allocated once and never copied: a growing log
+// allocates only what it holds, rounded up to a block.
+//
+// Messages share the log's memory: an AppendEntries carries a slice of a
+// block, clipped to its entries. So a slot, once written and part of the
+// log, is never written again; the only slots ever written are those past
+// the end of the log, which no message can reach. Truncation therefore
+// copies the surviving part of the block it cuts into a fresh block (the
+// slots it frees may be in messages still in flight), and a batch that
+// spans two blocks is copied into an array of its own.
+type entryLog struct {
+	blocks []*[logBlock]Entry // entry i is at position off+i
+	off    int                // position of entry 0 in blocks[0]
+	n      int                // number of entries
+}
+
+// logBlock is the number of entries per block: 256 entries of 48 bytes are
+// 12 KiB, one allocation size class, with no waste; large enough that
+// batches rarely span two blocks, small enough not to matter for a node
+// with a short log.
+const (
+	logBlockShift = 8
+	logBlock      = 1 << logBlockShift
+	logBlockMask  = logBlock - 1
+)
+
+// len returns the number of entries.
+func (l *entryLog) len() int { return l.n }
+
+// at returns entry i (0 <= i < len), which must not be modified.
+func (l *entryLog) at(i int) *Entry {
+	p := l.off + i
+	return &l.blocks[p>>logBlockShift][p&logBlockMask]
+}
+
+// append adds es after the last entry.
+func (l *entryLog) append(es []Entry) {
+	for i := range es {
+		p := l.off + l.n
+		if p>>logBlockShift == len(l.blocks) {
+			l.blocks = append(l.blocks, new([logBlock]Entry))
+		}
+		// One entry at a time: copying a slice of entries goes through
+		// the runtime's bulk write barrier, dear for the one or two
+		// entries of a usual append.
+		l.blocks[p>>logBlockShift][p&logBlockMask] = es[i]
+		l.n++
+	}
+}
+
+// slice returns entries lo..hi-1 (0 <= lo < hi <= len) as a slice that
+// must not be modified and has no spare capacity. It shares the log's
+// memory when they lie in one block, which is the usual case; otherwise it
+// is a copy.
+func (l *entryLog) slice(lo, hi int) []Entry {
+	p, q := l.off+lo, l.off+hi-1 // positions of the first and last entry
+	if p>>logBlockShift != q>>logBlockShift {
+		return l.copySlice(lo, hi)
+	}
+	return l.blocks[p>>logBlockShift][p&logBlockMask : q&logBlockMask+1 : q&logBlockMask+1]
+}
+
+// copySlice returns a copy of entries lo..hi-1.
+func (l *entryLog) copySlice(lo, hi int) []Entry {
+	s := make([]Entry, hi-lo)
+	for i := range s {
+		s[i] = *l.at(lo + i)
+	}
+	return s
+}
+
+// all returns every entry, as slice does (nil if there are none).
+func (l *entryLog) all() []Entry {
+	if l.n == 0 {
+		return nil
+	}
+	return l.slice(0, l.n)
+}
+
+// truncate drops entries i and after (0 <= i <= len).
+func (l *entryLog) truncate(i int) {
+	if i == l.n {
+		return
+	}
+	if i == 0 {
+		*l = entryLog{}
+		return
+	}
+	p := l.off + i // position of the first entry dropped
+	b := p >> logBlockShift
+	if p&logBlockMask == 0 {
+		// The cut is at a block boundary: keep whole blocks only.
+		clear(l.blocks[b:])
+		l.blocks = l.blocks[:b]
+	} else {
+		// Later appends will write the slots just freed, and messages in
+		// flight may hold them: move the survivors to a fresh block.
+		fresh := new([logBlock]Entry)
+		copy(fresh[:], l.blocks[b][:p&logBlockMask])
+		clear(l.blocks[b+1:])
+		l.blocks = l.blocks[:b+1]
+		l.blocks[b] = fresh
+	}
+	l.n = i
+}
+
+// dropFront drops the first k entries (0 <= k <= len), releasing the
+// blocks that held only those. (The rest of the first block they shared
+// with entries kept stays allocated until its own entries go.)
+func (l *entryLog) dropFront(k int) {
+	if k == l.n {
+		*l = entryLog{}
+		return
+	}
+	p := l.off + k
+	b := p >> logBlockShift
+	if b > 0 {
+		// A fresh block list, so that the old one no longer holds the
+		// dropped blocks.
+		l.blocks = append([]*[logBlock]Entry(nil), l.blocks[b:]...)
+	}
+	l.off = p & logBlockMask
+	l.n -= k
+}

@@ -1,0 +1,78 @@
+package raft
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"pgregory.net/rapid"
+)
+
+// TestEntryLogModel: an entryLog under any sequence of appends,
+// truncations, prefix drops and slicing holds what a plain slice would, and
+// a slice it handed out (as a message carries one) never changes afterwards
+// and has no spare capacity an append could write into. Small and odd-sized
+// operations cross block boundaries often.
+func TestEntryLogModel(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		var l entryLog
+		var model []Entry
+		type handed struct{ got, want []Entry }
+		var out []handed
+		next := uint64(1) // a distinct Index per appended entry, to tell entries apart
+		for range rapid.IntRange(1, 60).Draw(t, "ops") {
+			switch rapid.IntRange(0, 3).Draw(t, "op") {
+			case 0:
+				es := make([]Entry, rapid.IntRange(0, 2*logBlock+3).Draw(t, "append"))
+				for i := range es {
+					es[i] = Entry{Index: next, Term: next * 7, Data: []byte{byte(next)}}
+					next++
+				}
+				l.append(es)
+				model = append(model, es...)
+			case 1:
+				i := rapid.IntRange(0, len(model)).Draw(t, "truncate")
+				l.truncate(i)
+				model = model[:i]
+			case 2:
+				k := rapid.IntRange(0, len(model)).Draw(t, "dropFront")
+				l.dropFront(k)
+				model = slices.Clone(model[k:])
+			case 3:
+				if len(model) == 0 {
+					continue
+				}
+				lo := rapid.IntRange(0, len(model)-1).Draw(t, "lo")
+				hi := rapid.IntRange(lo+1, min(len(model), lo+2*logBlock)).Draw(t, "hi")
+				s := l.slice(lo, hi)
+				if len(s) != cap(s) {
+					t.Fatalf("slice(%d, %d) has spare capacity %d", lo, hi, cap(s)-len(s))
+				}
+				out = append(out, handed{s, slices.Clone(model[lo:hi])})
+			}
+			if l.len() != len(model) {
+				t.Fatalf("len %d, want %d", l.len(), len(model))
+			}
+			for i := range model {
+				if !sameEntry(*l.at(i), model[i]) {
+					t.Fatalf("entry %d: %+v, want %+v", i, *l.at(i), model[i])
+				}
+			}
+			if whole := l.all(); !slices.EqualFunc(whole, model, sameEntry) {
+				t.Fatalf("whole log differs:\n%s", cmp.Diff(model, whole, equateEmpty))
+			}
+			for k, h := range out {
+				if !slices.EqualFunc(h.got, h.want, sameEntry) {
+					t.Fatalf("slice %d handed out earlier changed:\n%s", k, cmp.Diff(h.want, h.got, equateEmpty))
+				}
+			}
+		}
+	})
+}
+
+// sameEntry compares entries cheaply: the test's entries differ in Index
+// and share no Data.
+func sameEntry(a, b Entry) bool {
+	return a.Index == b.Index && a.Term == b.Term && a.Type == b.Type &&
+		len(a.Data) == len(b.Data) && (len(a.Data) == 0 || &a.Data[0] == &b.Data[0])
+}
