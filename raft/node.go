@@ -102,6 +102,7 @@ type Node struct {
 	steps   uint64      // calls that may change state (Step, Propose, ...), so a checker can skip nodes left alone
 	arena   recordArena // journal records are carved from here
 	aeSlab  slab[AppendEntries]
+	lastAE  *AppendEntries // the AppendEntries most recently put in aeSlab
 	aerSlab slab[AppendEntriesReply]
 }
 
@@ -478,7 +479,7 @@ func (n *Node) sendAppend(p *progress, out *sim.Effects) bool {
 	// Early: nothing in m relies on the leader's own unsynced writes (its
 	// term was durable before it could win; its commit index counts only
 	// durable copies), so it need not wait for the leader's fsync.
-	out.SendEarly(p.id, n.aeSlab.put(m))
+	out.SendEarly(p.id, n.appendMessage(&m))
 	p.lastAppend = n.now
 	if p.state == stateReplicate {
 		if len(p.inflight) == 0 {
@@ -492,6 +493,25 @@ func (n *Node) sendAppend(p *progress, out *sim.Effects) bool {
 		p.paused = true
 	}
 	return true
+}
+
+// appendMessage returns m as a message to send: the one sent last if that
+// is equal to m, else a copy of m from the slab. Followers that keep up
+// with the leader all get the same AppendEntries for a new entry, and a
+// message is immutable once sent, so one copy serves them all.
+func (n *Node) appendMessage(m *AppendEntries) *AppendEntries {
+	if a := n.lastAE; a != nil && a.Term == m.Term && a.PrevIndex == m.PrevIndex &&
+		a.PrevTerm == m.PrevTerm && a.Commit == m.Commit && sameEntries(a.Entries, m.Entries) {
+		return a
+	}
+	n.lastAE = n.aeSlab.put(*m)
+	return n.lastAE
+}
+
+// sameEntries reports whether a and b are the same slice of the same
+// array (not merely equal entries: that would take a comparison per entry).
+func sameEntries(a, b []Entry) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
 func (n *Node) sendSnapshot(p *progress, out *sim.Effects) {

@@ -152,7 +152,8 @@ func (c *Config) fill() {
 // steady state, as pointers (*AppendEntries, *AppendEntriesReply) carved
 // from shared chunks, so that sending one costs no allocation of its own;
 // Node.Step, Codec and IsMessage accept either form of both. Like every
-// message they are immutable once sent: a receiver must not modify one.
+// message they are immutable once sent: a receiver must not modify one
+// (the same *AppendEntries may go to several followers).
 
 // RequestVote asks for a vote (or, with PreVote, whether a vote would be
 // granted in Term without anyone changing term).
