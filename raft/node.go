@@ -504,8 +504,12 @@ func (n *Node) appendMessage(m *AppendEntries) *AppendEntries {
 		a.PrevTerm == m.PrevTerm && a.Commit == m.Commit && sameEntries(a.Entries, m.Entries) {
 		return a
 	}
-	n.lastAE = n.aeSlab.put(*m)
-	return n.lastAE
+	// Field by field, not *a = *m: see slab.put.
+	a := n.aeSlab.alloc()
+	a.Term, a.PrevIndex, a.PrevTerm, a.Commit = m.Term, m.PrevIndex, m.PrevTerm, m.Commit
+	a.Entries = m.Entries
+	n.lastAE = a
+	return a
 }
 
 // sameEntries reports whether a and b are the same slice of the same

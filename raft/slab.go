@@ -16,15 +16,25 @@ type slab[T any] struct {
 // node's inbox, say) keeps little else alive with it.
 const slabChunk = 32
 
-// put copies v into a fresh slot and returns a pointer to it. (An index
-// rather than reslicing: moving a slice's start is a pointer write, with a
-// write barrier while the collector runs.)
-func (s *slab[T]) put(v T) *T {
+// alloc returns a pointer to a fresh, zero slot. (An index rather than
+// reslicing: moving a slice's start is a pointer write, with a write
+// barrier while the collector runs.)
+func (s *slab[T]) alloc() *T {
 	if s.next == len(s.chunk) {
 		s.chunk, s.next = make([]T, slabChunk), 0
 	}
 	p := &s.chunk[s.next]
-	*p = v
 	s.next++
+	return p
+}
+
+// put copies v into a fresh slot and returns a pointer to it. For a T
+// with pointers, prefer alloc and setting the fields: while the collector
+// runs, copying a whole struct that holds a pointer takes the runtime's
+// bulk write barrier, several times dearer than the plain write barrier
+// of a single pointer field.
+func (s *slab[T]) put(v T) *T {
+	p := s.alloc()
+	*p = v
 	return p
 }
