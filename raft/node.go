@@ -97,13 +97,18 @@ type Node struct {
 	epoch            uint64 // bumped whenever log entries are replaced
 	truncAt          uint64 // first index replaced by the latest epoch
 
-	pending []pendingProposal
-	reads   []readRequest
-	steps   uint64      // calls that may change state (Step, Propose, ...), so a checker can skip nodes left alone
-	arena   recordArena // journal records are carved from here
-	aeSlab  slab[AppendEntries]
-	lastAE  *AppendEntries // the AppendEntries most recently put in aeSlab
-	aerSlab slab[AppendEntriesReply]
+	// Proposals from clients awaiting an answer are pending[pendingHead:].
+	// (An index rather than reslicing pending as they are answered:
+	// moving a slice's start is a pointer write, with a write barrier
+	// while the collector runs, for every entry applied.)
+	pending     []pendingProposal
+	pendingHead int
+	reads       []readRequest
+	steps       uint64      // calls that may change state (Step, Propose, ...), so a checker can skip nodes left alone
+	arena       recordArena // journal records are carved from here
+	aeSlab      slab[AppendEntries]
+	lastAE      *AppendEntries // the AppendEntries most recently put in aeSlab
+	aerSlab     slab[AppendEntriesReply]
 }
 
 // New returns a Node for member id. It does nothing until its start event.
@@ -667,15 +672,15 @@ func (n *Node) applyCommitted(out *sim.Effects) {
 			out.Observe(Applied{Index: i, Term: e.Term, Data: e.Data})
 		}
 		n.applied = i
-		for len(n.pending) > 0 && n.pending[0].index <= i {
-			pp := n.pending[0]
-			n.pending = n.pending[1:]
+		for n.pendingHead < len(n.pending) && n.pending[n.pendingHead].index <= i {
+			pp := n.pending[n.pendingHead]
+			n.pendingHead++
 			ok := pp.index == i && pp.term == e.Term
 			out.Send(pp.from, ProposeReply{ID: pp.id, OK: ok, Index: pp.index, Leader: n.leader})
 		}
 	}
-	if len(n.pending) == 0 {
-		n.pending = nil
+	if n.pendingHead > 0 && n.pendingHead == len(n.pending) {
+		n.pending, n.pendingHead = n.pending[:0], 0
 	}
 	if len(n.reads) > 0 {
 		n.processReads(out)
@@ -700,10 +705,10 @@ func (n *Node) compact(out *sim.Effects) {
 }
 
 func (n *Node) failPending(out *sim.Effects) {
-	for _, pp := range n.pending {
+	for _, pp := range n.pending[n.pendingHead:] {
 		out.Send(pp.from, ProposeReply{ID: pp.id, Index: pp.index, Leader: None})
 	}
-	n.pending = nil
+	n.pending, n.pendingHead = nil, 0
 	for _, r := range n.reads {
 		n.finishRead(r, false, out)
 	}
@@ -1102,6 +1107,13 @@ func (n *Node) propose(data []byte, from sim.NodeID, id uint64, out *sim.Effects
 		return 0, false
 	}
 	if from != None {
+		if h := n.pendingHead; h > 0 && len(n.pending) == cap(n.pending) && h >= len(n.pending)/2 {
+			// Full, and at least half of it answered: move the rest
+			// down rather than grow (at most half moves, so this is
+			// amortised constant time per proposal).
+			k := copy(n.pending, n.pending[h:])
+			n.pending, n.pendingHead = n.pending[:k], 0
+		}
 		n.pending = append(n.pending, pendingProposal{index: n.lastIndex() + 1, term: n.term, from: from, id: id})
 	}
 	i := n.appendLocal(EntryNormal, data, out)
