@@ -58,11 +58,13 @@ func (l *entryLog) append(es []Entry) {
 // memory when they lie in one block, which is the usual case; otherwise it
 // is a copy.
 func (l *entryLog) slice(lo, hi int) []Entry {
-	p, q := l.off+lo, l.off+hi-1 // positions of the first and last entry
-	if p>>logBlockShift != q>>logBlockShift {
+	p := l.off + lo
+	j := p & logBlockMask // where the entries start in their block
+	k := j + hi - lo      // and end, if they fit
+	if k > logBlock {
 		return l.copySlice(lo, hi)
 	}
-	return l.blocks[p>>logBlockShift][p&logBlockMask : q&logBlockMask+1 : q&logBlockMask+1]
+	return l.blocks[p>>logBlockShift][j:k:k]
 }
 
 // copySlice returns a copy of entries lo..hi-1.

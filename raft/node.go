@@ -622,8 +622,9 @@ func (n *Node) maybeCommit(out *sim.Effects) {
 	// quorum of matches do; most calls (an acknowledgement that moves one
 	// follower ahead of the rest) end here without sorting.
 	ahead, lowest := 0, uint64(0)
-	for i := range n.prs {
-		if m := n.prs[i].match; m > n.commit {
+	prs, commit := n.prs, n.commit // (locals: the loop then keeps them in registers)
+	for i := range prs {
+		if m := prs[i].match; m > commit {
 			if ahead == 0 || m < lowest {
 				lowest = m
 			}
