@@ -980,7 +980,16 @@ func (n *Node) onAppendEntriesReply(from sim.NodeID, m *AppendEntriesReply, out 
 			if p.next <= p.match {
 				p.next = p.match + 1
 			}
-			n.maybeCommit(out)
+			// A match at or below the commit index leaves the matches
+			// above it, all maybeCommit looks at, as they were when it
+			// last ran (it runs after every change to a match, except
+			// becomeLeader's reset, which leaves a quorum ahead only for
+			// a lone member, and a lone member gets no replies): it could
+			// only find what it found then. The usual case: the acks
+			// after the one that completed the quorum.
+			if p.match > n.commit {
+				n.maybeCommit(out)
+			}
 			if n.transferee == from && p.match == n.lastIndex() {
 				out.Send(from, TimeoutNow{Term: n.term})
 			}
