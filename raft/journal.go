@@ -84,69 +84,20 @@ func entriesSize(es []Entry) int {
 	return n
 }
 
-// encodeEntries returns the entries record of es in an array of its own.
-// It is the plain statement of the format, built with append; the arena's
-// writer (putEntriesRecord) must produce the same bytes.
 func encodeEntries(es []Entry) []byte {
-	b := make([]byte, 0, 16+entriesSize(es)+4)
-	b = append(b, recEntries)
-	b = binary.AppendUvarint(b, es[0].Index)
-	b = appendEntryBody(b, es)
-	return sealRecord(b)
+	return appendEntriesRecord(make([]byte, 0, entriesRecordSize(es)), es)
 }
 
-// Worst-case sizes of the parts of an entries record, for sizing the space
-// it is written into: the head (type byte, first index and count, each
-// varint at most 10 bytes) and checksum, and each entry apart from its data
-// (term and data length varints, type byte).
-const (
-	maxEntriesHead   = 1 + 2*binary.MaxVarintLen64 + 4
-	maxEntryOverhead = 2*binary.MaxVarintLen64 + 1
-)
+// entriesRecordSize bounds the encoded size of an entries record of es.
+func entriesRecordSize(es []Entry) int { return 16 + entriesSize(es) + 4 }
 
-// entriesRecordBound returns an upper bound of the size of the entries
-// record of es, or limit+1 if it exceeds limit (so that a long batch is
-// not walked to the end only to learn that it is too large).
-func entriesRecordBound(es []Entry, limit int) int {
-	n := maxEntriesHead
-	for i := range es {
-		n += maxEntryOverhead + len(es[i].Data)
-		if n > limit {
-			return limit + 1
-		}
-	}
-	return n
-}
-
-// putUvarint writes x as a varint at b[k:] and returns the index after
-// it. Most values here (counts, types, lengths, terms, small indices) fit
-// in one byte, so that case is tested first and stays inline.
-func putUvarint(b []byte, k int, x uint64) int {
-	if x < 0x80 {
-		b[k] = byte(x)
-		return k + 1
-	}
-	return k + binary.PutUvarint(b[k:], x)
-}
-
-// putEntriesRecord writes the entries record of es at the start of b,
-// which must hold entriesRecordBound(es) bytes, and returns its length.
-// It writes by index rather than by append: a record is written for every
-// entry on every node, and append's growth checks and slice updates were
-// a good part of its cost.
-func putEntriesRecord(b []byte, es []Entry) int {
-	b[0] = recEntries
-	k := putUvarint(b, 1, es[0].Index)
-	k = putUvarint(b, k, uint64(len(es)))
-	for i := range es {
-		e := &es[i]
-		k = putUvarint(b, k, e.Term)
-		b[k] = byte(e.Type)
-		k = putUvarint(b, k+1, uint64(len(e.Data)))
-		k += copy(b[k:], e.Data)
-	}
-	binary.LittleEndian.PutUint32(b[k:], crc32.Checksum(b[:k], castagnoli))
-	return k + 4
+// appendEntriesRecord appends the entries record of es to dst.
+func appendEntriesRecord(dst []byte, es []Entry) []byte {
+	start := len(dst)
+	dst = append(dst, recEntries)
+	dst = binary.AppendUvarint(dst, es[0].Index)
+	dst = appendEntryBody(dst, es)
+	return binary.LittleEndian.AppendUint32(dst, crc32.Checksum(dst[start:], castagnoli))
 }
 
 // recordArena carves small journal records out of shared chunks, so that
@@ -164,17 +115,23 @@ const (
 
 // entries encodes the entries record of es.
 func (a *recordArena) entries(es []Entry) []byte {
-	bound := entriesRecordBound(es, arenaMaxRecord)
-	if bound > arenaMaxRecord {
+	size := entriesRecordSize(es)
+	if size > arenaMaxRecord {
 		return encodeEntries(es)
 	}
+	// The size is a hint (varints may be longer), so leave room for the
+	// longest encoding and check that append did not move the bytes.
+	bound := size + 9 + 9*len(es)
 	if cap(a.buf)-len(a.buf) < bound {
 		a.buf = make([]byte, 0, arenaChunk)
 	}
-	start := len(a.buf)
-	k := putEntriesRecord(a.buf[start:start+bound], es)
-	a.buf = a.buf[:start+k]
-	return a.buf[start : start+k : start+k]
+	free := cap(a.buf) - len(a.buf)
+	rec := appendEntriesRecord(a.buf[len(a.buf):len(a.buf)], es)
+	if cap(rec) != free {
+		return rec // reallocated by append: not in the arena
+	}
+	a.buf = a.buf[:len(a.buf)+len(rec)]
+	return rec[:len(rec):len(rec)]
 }
 
 // reader decodes varint fields, remembering the first error.
