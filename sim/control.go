@@ -44,7 +44,7 @@ func (s *Sim) Schedule(faults []Fault) {
 	base := len(s.cfg.Faults)
 	s.cfg.Faults = append(s.cfg.Faults[:base:base], faults...)
 	for i, f := range faults {
-		s.push(item{kind: itemFault, at: f.At, slot: int32(base + i)})
+		s.push(f.At, nil, &itemBody{kind: itemFault, slot: int32(base + i)})
 	}
 }
 
@@ -130,8 +130,7 @@ func (s *Sim) Resume(id NodeID) {
 		// Keep each item's sequence number: it goes before anything queued
 		// for this instant after it was, so the node's notifications and
 		// messages stay in order.
-		it.at = s.now
-		s.q.push(&it)
+		s.q.push(s.now, it.seq, it.msg, &it.itemBody)
 	}
 	n.held = nil
 }
@@ -188,8 +187,7 @@ func (s *Sim) releaseClogged() {
 			keep = append(keep, it)
 			continue
 		}
-		it.at = s.now
-		s.push(it)
+		s.push(s.now, it.msg, &it.itemBody)
 	}
 	clear(s.clogHeld[len(keep):])
 	s.clogHeld = keep
@@ -224,7 +222,7 @@ type Result struct {
 // condition within Liveness.Within; then the End checkers.
 func (s *Sim) Run() Result {
 	for i, f := range s.cfg.Faults {
-		s.push(item{kind: itemFault, at: f.At, slot: int32(i)})
+		s.push(f.At, nil, &itemBody{kind: itemFault, slot: int32(i)})
 	}
 	s.RunFor(s.cfg.Duration - s.now)
 	if l := s.cfg.Liveness; l != nil && s.failure == nil {

@@ -1,6 +1,9 @@
 package sim
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 type itemKind uint8
 
@@ -13,26 +16,33 @@ const (
 	itemFault
 )
 
-// item is one entry of the event queue. The queue stores items by value
-// in a slab, so scheduling an event allocates nothing.
+// item is one entry of the event queue: when it happens, its message if
+// it carries one, and the rest.
 type item struct {
-	at       time.Duration
-	seq      uint64 // insertion order: breaks ties deterministically
+	at  time.Duration
+	seq uint64 // insertion order: breaks ties deterministically
+	msg Message
+	itemBody
+}
+
+// itemBody is everything of an item but its ordering key and its message.
+// It holds no pointers, so the queue stores and loads it as a plain block
+// of memory, without write barriers.
+type itemBody struct {
 	departAt time.Duration
 	sentAt   time.Duration // when the machine sent the message
 	msgID    uint64        // shared by a message's duplicates; a sync notification's token
-	msg      Message
-	node     NodeID // the node the item happens to
-	from     NodeID // message sender
-	inc      uint32 // incarnation of the node that created the item
-	gen      uint32 // timer generation
-	slot     int32  // timer slot, or fault index
+	node     NodeID        // the node the item happens to
+	from     NodeID        // message sender
+	inc      uint32        // incarnation of the node that created the item
+	gen      uint32        // timer generation
+	slot     int32         // timer slot, or fault index
 	kind     itemKind
 }
 
-// qkey is a heap entry: the ordering key of one queued item and the slab
-// slot that holds it. Keys hold no pointers, so sifting them up and down
-// the heap moves 24 bytes and needs no write barriers.
+// qkey is the ordering key of one queued item and the slab slot that holds
+// it. Keys hold no pointers, so moving them moves 24 bytes and needs no
+// write barriers.
 type qkey struct {
 	at   time.Duration
 	seq  uint64
@@ -46,55 +56,108 @@ func (a *qkey) less(b *qkey) bool {
 	return a.seq < b.seq
 }
 
-// slabItem is an item without its message: the slab holds these and the
-// messages side by side, so that storing, loading and freeing an item
-// copies plain memory and only the message needs a write barrier.
-type slabItem struct {
-	departAt, sentAt time.Duration
-	msgID            uint64
-	node, from       NodeID
-	inc, gen         uint32
-	slot             int32
-	kind             itemKind
+// queue holds the pending items ordered by (at, seq). The items stay put
+// in a slab (bodies and messages side by side, so that only the message
+// needs a write barrier) whose free slots are reused, so scheduling an
+// event allocates nothing; only their keys are ordered. Free slots hold no
+// message.
+//
+// The keys are kept in one of two ways. While few items are queued (a
+// handful per node is typical: each node's timers and the messages in
+// flight) they are a sorted array, latest first, so that the earliest is
+// the last: pop just shortens the array, and push moves up only the keys
+// earlier than the new one, which is usually a message a millisecond or two
+// away and so ranks among the first few. Past sortedMax keys the array
+// becomes a binary min-heap, whose push and pop cost O(log n) however far
+// the new key ranks; it becomes a sorted array again once it shrinks below
+// sortedMin, the gap between the two keeping a queue that hovers around
+// one size from switching back and forth.
+type queue struct {
+	keys   []qkey
+	heap   bool // keys is a min-heap rather than sorted latest first
+	bodies []itemBody
+	msgs   []Message
+	free   []uint32
 }
 
-// queue is a min-heap of items ordered by (at, seq): the heap orders keys,
-// the items themselves stay put in a slab whose free slots are reused.
-// Free slots hold no message.
-type queue struct {
-	keys  []qkey
-	items []slabItem
-	msgs  []Message
-	free  []uint32
-}
+// The sizes at which the keys switch between a sorted array and a heap. A
+// sorted push costs about as much as the new key's rank (how many queued
+// keys are earlier), so the array wins while most new keys rank among the
+// first few dozen; past sortedMax a heap's log n wins even for keys of
+// middling rank (see BenchmarkQueue).
+const (
+	sortedMax = 64
+	sortedMin = 16
+)
 
 func (q *queue) len() int { return len(q.keys) }
 
-func (q *queue) push(it *item) {
+// push queues an item with key (at, seq), message msg and body b.
+func (q *queue) push(at time.Duration, seq uint64, msg Message, b *itemBody) {
 	var slot uint32
 	if n := len(q.free); n > 0 {
 		slot = q.free[n-1]
 		q.free = q.free[:n-1]
 	} else {
-		slot = uint32(len(q.items))
-		q.items = append(q.items, slabItem{})
+		slot = uint32(len(q.bodies))
+		q.bodies = append(q.bodies, itemBody{})
 		q.msgs = append(q.msgs, nil)
 	}
-	q.items[slot] = slabItem{departAt: it.departAt, sentAt: it.sentAt, msgID: it.msgID,
-		node: it.node, from: it.from, inc: it.inc, gen: it.gen, slot: it.slot, kind: it.kind}
-	if it.msg != nil {
-		q.msgs[slot] = it.msg
+	q.bodies[slot] = *b
+	if msg != nil {
+		q.msgs[slot] = msg
 	}
-	q.keys = append(q.keys, qkey{at: it.at, seq: it.seq, slot: slot})
-	q.up(len(q.keys) - 1)
+	k := qkey{at: at, seq: seq, slot: slot}
+	if !q.heap && len(q.keys) == sortedMax {
+		q.toHeap()
+	}
+	q.keys = append(q.keys, k)
+	if q.heap {
+		q.up(len(q.keys) - 1)
+		return
+	}
+	// Insert into the sorted array: the keys earlier than k move up one.
+	keys := q.keys
+	i := len(keys) - 1
+	for i > 0 && keys[i-1].less(&k) {
+		keys[i] = keys[i-1]
+		i--
+	}
+	keys[i] = k
+}
+
+// pop removes the earliest item and copies it into dst.
+func (q *queue) pop(dst *item) {
+	last := len(q.keys) - 1
+	var k qkey
+	if !q.heap {
+		k = q.keys[last]
+	} else {
+		k = q.keys[0]
+		if last > 0 {
+			q.replaceTop(q.keys[last])
+		}
+	}
+	q.keys = q.keys[:last]
+	if q.heap && last < sortedMin {
+		q.toSorted()
+	}
+	q.load(k, dst)
+	q.release(k.slot)
+}
+
+// nextAt is the time of the earliest item.
+func (q *queue) nextAt() time.Duration {
+	if q.heap {
+		return q.keys[0].at
+	}
+	return q.keys[len(q.keys)-1].at
 }
 
 // load copies the item of key k into dst.
 func (q *queue) load(k qkey, dst *item) {
-	h := &q.items[k.slot]
 	dst.at, dst.seq = k.at, k.seq
-	dst.departAt, dst.sentAt, dst.msgID = h.departAt, h.sentAt, h.msgID
-	dst.node, dst.from, dst.inc, dst.gen, dst.slot, dst.kind = h.node, h.from, h.inc, h.gen, h.slot, h.kind
+	dst.itemBody = q.bodies[k.slot]
 	dst.msg = q.msgs[k.slot]
 }
 
@@ -106,16 +169,22 @@ func (q *queue) release(slot uint32) {
 	q.free = append(q.free, slot)
 }
 
-// pop removes the earliest item and copies it into dst.
-func (q *queue) pop(dst *item) {
-	k := q.keys[0]
-	last := len(q.keys) - 1
-	if last > 0 {
-		q.replaceTop(q.keys[last])
-	}
-	q.keys = q.keys[:last]
-	q.load(k, dst)
-	q.release(k.slot)
+// toHeap turns the sorted keys into a heap: an array sorted earliest first,
+// the reverse of latest first, is a min-heap already.
+func (q *queue) toHeap() {
+	slices.Reverse(q.keys)
+	q.heap = true
+}
+
+// toSorted turns the heap into a sorted array, latest first.
+func (q *queue) toSorted() {
+	slices.SortFunc(q.keys, func(a, b qkey) int {
+		if b.less(&a) {
+			return -1
+		}
+		return 1 // never equal: every item has its own seq
+	})
+	q.heap = false
 }
 
 // replaceTop puts k, the heap's last key, in place of the root. The last
@@ -150,9 +219,7 @@ func (q *queue) replaceTop(k qkey) {
 	keys[i] = k
 }
 
-// nextAt is the time of the earliest item.
-func (q *queue) nextAt() time.Duration { return q.keys[0].at }
-
+// up restores the heap order above i.
 func (q *queue) up(i int) {
 	k := q.keys[i]
 	for i > 0 {
@@ -201,8 +268,14 @@ func (q *queue) filter(keep func(*item) bool) {
 		q.release(k.slot)
 	}
 	q.keys = kept
+	if !q.heap {
+		return // what is left of a sorted array is sorted
+	}
 	for i := len(q.keys)/2 - 1; i >= 0; i-- {
 		q.down(i)
+	}
+	if len(q.keys) < sortedMin {
+		q.toSorted()
 	}
 }
 

@@ -2,6 +2,8 @@ package sim
 
 import (
 	"cmp"
+	"fmt"
+	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
@@ -12,50 +14,70 @@ import (
 
 // TestQueueOrder: whatever the interleaving of pushes, pops and filters,
 // the queue pops exactly the items still in it, earliest (at, seq) first,
-// each with every field it was pushed with, message included.
+// each with every field it was pushed with, message included. Pushes and
+// pops come in runs long enough to take the queue past sortedMax and back
+// below sortedMin, so both representations and the switches between them
+// are exercised; the test fails if no run made both switches.
 func TestQueueOrder(t *testing.T) {
+	var toHeap, toSorted int
 	rapid.Check(t, func(t *rapid.T) {
 		var q queue
 		var model []item // what the queue should hold
+		sorted := true   // model is in (at, seq) order
 		seq := uint64(0)
-		for range rapid.IntRange(0, 300).Draw(t, "ops") {
-			switch op := rapid.IntRange(0, 9).Draw(t, "op"); {
-			case op < 5:
-				it := item{
-					at:       time.Duration(rapid.Int64Range(0, 20).Draw(t, "at")),
-					seq:      seq,
-					departAt: time.Duration(rapid.Int64().Draw(t, "depart")),
-					sentAt:   time.Duration(rapid.Int64().Draw(t, "sent")),
-					msgID:    rapid.Uint64().Draw(t, "id"),
-					node:     NodeID(rapid.Int32().Draw(t, "node")),
-					from:     NodeID(rapid.Int32().Draw(t, "from")),
-					inc:      rapid.Uint32().Draw(t, "inc"),
-					gen:      rapid.Uint32().Draw(t, "gen"),
-					slot:     rapid.Int32().Draw(t, "slot"),
-					kind:     itemKind(rapid.IntRange(1, 6).Draw(t, "kind")),
-				}
-				if rapid.Bool().Draw(t, "hasMsg") {
-					it.msg = seq
-				}
-				seq++
-				q.push(&it)
-				model = append(model, it)
-			case op < 9:
-				if len(model) == 0 {
-					continue
-				}
+		popOne := func() {
+			if len(model) == 0 {
+				return
+			}
+			if !sorted {
 				slices.SortFunc(model, func(a, b item) int {
 					return cmp.Or(cmp.Compare(a.at, b.at), cmp.Compare(a.seq, b.seq))
 				})
-				if q.nextAt() != model[0].at {
-					t.Fatalf("nextAt %v, want %v", q.nextAt(), model[0].at)
+				sorted = true
+			}
+			if q.nextAt() != model[0].at {
+				t.Fatalf("nextAt %v, want %v", q.nextAt(), model[0].at)
+			}
+			var got item
+			q.pop(&got)
+			if diff := gocmp.Diff(model[0], got, gocmp.AllowUnexported(item{}, itemBody{})); diff != "" {
+				t.Fatalf("popped (-want +got):\n%s", diff)
+			}
+			model = model[1:]
+		}
+		for range rapid.IntRange(0, 40).Draw(t, "runs") {
+			wasHeap := q.heap
+			switch op := rapid.IntRange(0, 9).Draw(t, "op"); {
+			case op < 5:
+				for range rapid.IntRange(1, 2*sortedMax).Draw(t, "pushes") {
+					it := item{
+						// A narrow range of times: many ties, broken by seq.
+						at:  time.Duration(rapid.Int64Range(0, 20).Draw(t, "at")),
+						seq: seq,
+					}
+					it.itemBody = itemBody{
+						departAt: time.Duration(rapid.Int64().Draw(t, "depart")),
+						sentAt:   time.Duration(rapid.Int64().Draw(t, "sent")),
+						msgID:    rapid.Uint64().Draw(t, "id"),
+						node:     NodeID(rapid.Int32().Draw(t, "node")),
+						from:     NodeID(rapid.Int32().Draw(t, "from")),
+						inc:      rapid.Uint32().Draw(t, "inc"),
+						gen:      rapid.Uint32().Draw(t, "gen"),
+						slot:     rapid.Int32().Draw(t, "slot"),
+						kind:     itemKind(rapid.IntRange(1, 6).Draw(t, "kind")),
+					}
+					if rapid.Bool().Draw(t, "hasMsg") {
+						it.msg = seq
+					}
+					seq++
+					q.push(it.at, it.seq, it.msg, &it.itemBody)
+					model = append(model, it)
+					sorted = false
 				}
-				var got item
-				q.pop(&got)
-				if diff := gocmp.Diff(model[0], got, gocmp.AllowUnexported(item{})); diff != "" {
-					t.Fatalf("popped (-want +got):\n%s", diff)
+			case op < 9:
+				for range rapid.IntRange(1, 2*sortedMax).Draw(t, "pops") {
+					popOne()
 				}
-				model = model[1:]
 			default:
 				odd := func(it *item) bool { return it.msgID%2 == 1 }
 				q.filter(odd)
@@ -64,6 +86,78 @@ func TestQueueOrder(t *testing.T) {
 			if q.len() != len(model) {
 				t.Fatalf("queue holds %d items, want %d", q.len(), len(model))
 			}
+			checkQueueShape(t, &q)
+			switch {
+			case !wasHeap && q.heap:
+				toHeap++
+			case wasHeap && !q.heap:
+				toSorted++
+			}
+		}
+		for len(model) > 0 {
+			popOne()
 		}
 	})
+	if toHeap == 0 || toSorted == 0 {
+		t.Errorf("the runs switched to a heap %d times and back %d times: both regimes need covering", toHeap, toSorted)
+	}
+}
+
+// checkQueueShape fails unless q's keys are in the order its mode says and
+// its size is within that mode's bounds.
+func checkQueueShape(t interface{ Fatalf(string, ...any) }, q *queue) {
+	n := len(q.keys)
+	if !q.heap {
+		if n > sortedMax {
+			t.Fatalf("sorted array of %d keys, more than %d", n, sortedMax)
+		}
+		for i := 1; i < n; i++ {
+			if !q.keys[i].less(&q.keys[i-1]) {
+				t.Fatalf("sorted keys out of order at %d: %+v then %+v", i, q.keys[i-1], q.keys[i])
+			}
+		}
+		return
+	}
+	if n < sortedMin {
+		t.Fatalf("heap of %d keys, fewer than %d", n, sortedMin)
+	}
+	for i := 1; i < n; i++ {
+		if p := (i - 1) / 2; q.keys[i].less(&q.keys[p]) {
+			t.Fatalf("heap key %d %+v earlier than its parent %+v", i, q.keys[i], q.keys[p])
+		}
+	}
+}
+
+// BenchmarkQueue measures one pop of the earliest item and one push of a
+// new one (the engine's steady state) on a queue holding a fixed number
+// of items. Each new item comes a random delay after the popped one,
+// either short (a message: it ranks among the earliest) or long (a
+// timer: it ranks among the latest), in the proportions given.
+func BenchmarkQueue(b *testing.B) {
+	for _, size := range []int{8, 32, 64, 128, 1024} {
+		for _, timers := range []int{10, 50} {
+			b.Run(fmt.Sprintf("items=%d/timers=%d%%", size, timers), func(b *testing.B) {
+				r := rand.New(rand.NewPCG(1, 2))
+				delay := func() time.Duration {
+					if r.IntN(100) < timers {
+						return 50*time.Millisecond + time.Duration(r.Int64N(int64(250*time.Millisecond)))
+					}
+					return time.Millisecond + time.Duration(r.Int64N(int64(time.Millisecond)))
+				}
+				var q queue
+				var seq uint64
+				it := item{itemBody: itemBody{kind: itemMessage}}
+				for range size {
+					q.push(delay(), seq, nil, &it.itemBody)
+					seq++
+				}
+				b.ResetTimer()
+				for b.Loop() {
+					q.pop(&it)
+					q.push(it.at+delay(), seq, nil, &it.itemBody)
+					seq++
+				}
+			})
+		}
+	}
 }

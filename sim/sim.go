@@ -191,16 +191,15 @@ func New(cfg Config) *Sim {
 		}
 		s.nodes = append(s.nodes, n)
 		n.up, n.m = true, cfg.New(n.id)
-		s.push(item{kind: itemStart, node: n.id})
+		s.push(0, nil, &itemBody{kind: itemStart, node: n.id})
 	}
 	return s
 }
 
-func (s *Sim) push(it item) {
-	it.at = max(it.at, s.now)
-	it.seq = s.seq
+// push queues an item at time at, or now if at is past.
+func (s *Sim) push(at time.Duration, msg Message, b *itemBody) {
+	s.q.push(max(at, s.now), s.seq, msg, b)
 	s.seq++
-	s.q.push(&it)
 }
 
 // Now is the global virtual time.
@@ -485,7 +484,7 @@ func (s *Sim) execute(n *node, e *Effects) {
 		} else {
 			done := max(s.now+s.cfg.SyncLatency, n.lastDone)
 			n.syncing = append(n.syncing, syncBatch{done: done, ops: n.pending})
-			s.push(item{kind: itemSyncDone, at: done, node: n.id, inc: n.inc})
+			s.push(done, nil, &itemBody{kind: itemSyncDone, node: n.id, inc: n.inc})
 			n.lastDone = done
 			n.pending = nil // the batch owns the slice now
 		}
@@ -495,7 +494,7 @@ func (s *Sim) execute(n *node, e *Effects) {
 		departAt = n.lastDone
 	}
 	if e.Notify {
-		s.push(item{kind: itemSynced, at: departAt, node: n.id, inc: n.inc, msgID: e.NotifyToken})
+		s.push(departAt, nil, &itemBody{kind: itemSynced, node: n.id, inc: n.inc, msgID: e.NotifyToken})
 	}
 	for _, op := range e.Timers {
 		s.setTimer(n, op)
@@ -558,7 +557,7 @@ func (s *Sim) setTimer(n *node, op TimerOp) {
 	t.gen++
 	t.set = !op.Cancel
 	if t.set {
-		s.push(item{kind: itemTimer, at: n.fireAt(s.now, op.After), node: n.id, inc: n.inc, gen: t.gen, slot: int32(slot)})
+		s.push(n.fireAt(s.now, op.After), nil, &itemBody{kind: itemTimer, node: n.id, inc: n.inc, gen: t.gen, slot: int32(slot)})
 	}
 }
 
@@ -571,20 +570,18 @@ func (s *Sim) send(from NodeID, inc uint32, to NodeID, m Message, departAt time.
 	if s.cfg.Codec != nil {
 		m = s.roundTrip(m)
 	}
-	it := item{kind: itemMessage, node: to, from: from, inc: inc, msg: m, departAt: departAt, sentAt: s.now, msgID: s.stats.Sent}
+	b := itemBody{kind: itemMessage, node: to, from: from, inc: inc, departAt: departAt, sentAt: s.now, msgID: s.stats.Sent}
 	if s.net.Loss > 0 && s.netRng.Float64() < s.net.Loss {
 		s.stats.InFlight++ // drop counts it out again
-		s.drop(&it, "lost")
+		s.drop(&item{msg: m, itemBody: b}, "lost")
 		return
 	}
-	it.at = departAt + s.net.sample(s.netRng)
 	s.stats.InFlight++
-	s.push(it)
+	s.push(departAt+s.net.sample(s.netRng), m, &b)
 	if s.net.Duplicate > 0 && s.netRng.Float64() < s.net.Duplicate {
 		s.stats.Duplicated++
 		s.stats.InFlight++
-		it.at = departAt + s.net.sample(s.netRng)
-		s.push(it)
+		s.push(departAt+s.net.sample(s.netRng), m, &b)
 	}
 }
 
@@ -614,5 +611,5 @@ func (s *Sim) Inject(to NodeID, m Message) { s.InjectAt(s.now, to, m) }
 func (s *Sim) InjectAt(at time.Duration, to NodeID, m Message) {
 	s.stats.Sent++
 	s.stats.InFlight++
-	s.push(item{kind: itemMessage, at: at, node: to, from: External, msg: m, sentAt: at, msgID: s.stats.Sent})
+	s.push(at, m, &itemBody{kind: itemMessage, node: to, from: External, sentAt: at, msgID: s.stats.Sent})
 }
