@@ -83,8 +83,9 @@ type queue struct {
 // The sizes at which the keys switch between a sorted array and a heap. A
 // sorted push costs about as much as the new key's rank (how many queued
 // keys are earlier), so the array wins while most new keys rank among the
-// first few dozen; past sortedMax a heap's log n wins even for keys of
-// middling rank (see BenchmarkQueue).
+// earliest. BenchmarkQueue, in instructions per pop and push: at 63 items
+// the array saves a quarter when one new item in ten is a far timer and
+// loses a sixth when half are; at 32 it wins either way.
 const (
 	sortedMax = 64
 	sortedMin = 16

@@ -134,7 +134,7 @@ func checkQueueShape(t interface{ Fatalf(string, ...any) }, q *queue) {
 // either short (a message: it ranks among the earliest) or long (a
 // timer: it ranks among the latest), in the proportions given.
 func BenchmarkQueue(b *testing.B) {
-	for _, size := range []int{8, 32, 64, 128, 1024} {
+	for _, size := range []int{8, 32, 63, 128, 1024} {
 		for _, timers := range []int{10, 50} {
 			b.Run(fmt.Sprintf("items=%d/timers=%d%%", size, timers), func(b *testing.B) {
 				r := rand.New(rand.NewPCG(1, 2))
