@@ -287,7 +287,7 @@ func (s *Sim) Step() bool {
 	s.q.pop(&it)
 	s.now = it.at
 	s.steps++
-	if s.dispatch(&it) {
+	if s.dispatch(&it) && len(s.cfg.Checkers) > 0 {
 		s.check()
 	}
 	return s.failure == nil
@@ -466,22 +466,42 @@ func (s *Sim) stepMachine(n *node, ev Event) {
 }
 
 // execute carries out a machine's effects under the durability rule.
+//
+// It empties Sends, Appends and Observations as it carries them out,
+// dropping each reference in the same pass, so that the Reset before the
+// node's next event has nothing left to clear.
 func (s *Sim) execute(n *node, e *Effects) {
-	for _, rec := range e.Appends {
-		n.pending = append(n.pending, diskOp{rec: rec})
-	}
-	if e.Snapshot != nil {
-		n.pending = append(n.pending, diskOp{snap: e.Snapshot})
-	}
-	departAt := s.now
-	if e.Syncs() && len(n.pending) > 0 {
-		if s.cfg.SyncLatency == 0 && len(n.syncing) == 0 {
+	syncs := e.Syncs()
+	if syncs && s.cfg.SyncLatency == 0 && len(n.syncing) == 0 {
+		// The sync completes at once and nothing is ahead of it: the
+		// writes pending from earlier events, then this event's, go
+		// straight to the durable journal.
+		if len(n.pending) > 0 {
 			n.applyDurable(n.pending)
 			for i := range n.pending {
-				n.pending[i] = diskOp{} // not clear(): see Effects.Reset
+				n.pending[i] = diskOp{}
 			}
 			n.pending = n.pending[:0] // the journal copied the records out
-		} else {
+		}
+		j := &n.durable
+		for i, rec := range e.Appends {
+			j.Records = appendRecord(j.Records, rec)
+			e.Appends[i] = nil
+		}
+		if e.Snapshot != nil {
+			j.applySnapshot(e.Snapshot)
+		}
+	} else {
+		for i, rec := range e.Appends {
+			n.pending = append(n.pending, diskOp{rec: rec})
+			e.Appends[i] = nil
+		}
+		if e.Snapshot != nil {
+			n.pending = append(n.pending, diskOp{snap: e.Snapshot})
+		}
+		if syncs && len(n.pending) > 0 {
+			// Either syncs take time or earlier ones are still running:
+			// this one completes after both.
 			done := max(s.now+s.cfg.SyncLatency, n.lastDone)
 			n.syncing = append(n.syncing, syncBatch{done: done, ops: n.pending})
 			s.push(done, nil, &itemBody{kind: itemSyncDone, node: n.id, inc: n.inc})
@@ -489,6 +509,8 @@ func (s *Sim) execute(n *node, e *Effects) {
 			n.pending = nil // the batch owns the slice now
 		}
 	}
+	e.Appends = e.Appends[:0]
+	departAt := s.now
 	if len(n.syncing) > 0 {
 		// Writes still syncing, this event's or earlier ones: messages wait.
 		departAt = n.lastDone
@@ -499,16 +521,21 @@ func (s *Sim) execute(n *node, e *Effects) {
 	for _, op := range e.Timers {
 		s.setTimer(n, op)
 	}
-	for _, snd := range e.Sends {
+	for i := range e.Sends {
+		snd := &e.Sends[i]
 		if snd.Early {
 			s.send(n.id, n.inc, snd.To, snd.Msg, s.now)
 		} else {
 			s.send(n.id, n.inc, snd.To, snd.Msg, departAt)
 		}
+		snd.Msg = nil
 	}
-	for _, o := range e.Observations {
+	e.Sends = e.Sends[:0]
+	for i, o := range e.Observations {
 		s.obs = append(s.obs, Observation{At: s.now, Node: n.id, Value: o})
+		e.Observations[i] = nil
 	}
+	e.Observations = e.Observations[:0]
 }
 
 func (n *node) applyDurable(ops []diskOp) {
@@ -516,15 +543,21 @@ func (n *node) applyDurable(ops []diskOp) {
 	for _, op := range ops {
 		if op.snap == nil {
 			j.Records = appendRecord(j.Records, op.rec)
-			continue
+		} else {
+			j.applySnapshot(op.snap)
 		}
-		upTo := min(op.snap.UpTo, j.Next())
-		if upTo >= j.Base {
-			j.Records = slices.Clone(j.Records[upTo-j.Base:])
-			j.Base = upTo
-		}
-		j.Snapshot = op.snap.Data
 	}
+}
+
+// applySnapshot makes snap durable: it replaces the records below its
+// UpTo.
+func (j *Journal) applySnapshot(snap *SnapshotOp) {
+	upTo := min(snap.UpTo, j.Next())
+	if upTo >= j.Base {
+		j.Records = slices.Clone(j.Records[upTo-j.Base:])
+		j.Base = upTo
+	}
+	j.Snapshot = snap.Data
 }
 
 // appendRecord appends rec to a durable journal, doubling its capacity when
