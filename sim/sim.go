@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"slices"
 	"time"
 )
 
@@ -109,7 +108,7 @@ type node struct {
 	drift   int64
 	held    []item // events that arrived while paused
 
-	durable  Journal
+	durable  durableJournal
 	pending  []diskOp    // written, no sync requested yet
 	syncing  []syncBatch // sync requested, not yet complete
 	lastDone time.Duration
@@ -217,8 +216,10 @@ func (s *Sim) Up(id NodeID) bool { return s.nodes[id].up }
 // Paused reports whether node id is paused.
 func (s *Sim) Paused(id NodeID) bool { return s.nodes[id].paused }
 
-// Durable returns node id's durable journal. The caller must not modify it.
-func (s *Sim) Durable(id NodeID) Journal { return s.nodes[id].durable }
+// Durable returns node id's durable journal: what the node would boot
+// with if it restarted now. The caller must not modify its snapshot or
+// records.
+func (s *Sim) Durable(id NodeID) Journal { return s.nodes[id].durable.journal() }
 
 // Observations returns everything observed so far, in order. The caller
 // must not modify the slice.
@@ -404,8 +405,7 @@ func (s *Sim) dispatch(it *item) bool {
 // boot starts node n's current machine with its durable journal.
 func (s *Sim) boot(n *node) {
 	// A fresh Boot each start: machines may keep it (and its Rand).
-	boot := &Boot{ID: n.id, Journal: n.durable, Rand: Stream(s.cfg.Seed, streamNode+uint64(n.id)<<16+uint64(n.inc))}
-	boot.Journal.Records = slices.Clip(n.durable.Records)
+	boot := &Boot{ID: n.id, Journal: n.durable.journal(), Rand: Stream(s.cfg.Seed, streamNode+uint64(n.id)<<16+uint64(n.inc))}
 	s.stepMachine(n, Event{Kind: EventStart, Boot: boot})
 }
 
@@ -483,13 +483,12 @@ func (s *Sim) execute(n *node, e *Effects) {
 			}
 			n.pending = n.pending[:0] // the journal copied the records out
 		}
-		j := &n.durable
 		for i, rec := range e.Appends {
-			j.Records = appendRecord(j.Records, rec)
+			n.durable.records.append(rec)
 			e.Appends[i] = nil
 		}
 		if e.Snapshot != nil {
-			j.applySnapshot(e.Snapshot)
+			n.durable.applySnapshot(e.Snapshot)
 		}
 	} else {
 		for i, rec := range e.Appends {
@@ -539,36 +538,13 @@ func (s *Sim) execute(n *node, e *Effects) {
 }
 
 func (n *node) applyDurable(ops []diskOp) {
-	j := &n.durable
 	for _, op := range ops {
 		if op.snap == nil {
-			j.Records = appendRecord(j.Records, op.rec)
+			n.durable.records.append(op.rec)
 		} else {
-			j.applySnapshot(op.snap)
+			n.durable.applySnapshot(op.snap)
 		}
 	}
-}
-
-// applySnapshot makes snap durable: it replaces the records below its
-// UpTo.
-func (j *Journal) applySnapshot(snap *SnapshotOp) {
-	upTo := min(snap.UpTo, j.Next())
-	if upTo >= j.Base {
-		j.Records = slices.Clone(j.Records[upTo-j.Base:])
-		j.Base = upTo
-	}
-	j.Snapshot = snap.Data
-}
-
-// appendRecord appends rec to a durable journal, doubling its capacity when
-// full (append grows long slices by only a quarter at a time).
-func appendRecord(recs [][]byte, rec []byte) [][]byte {
-	if len(recs) == cap(recs) {
-		grown := make([][]byte, len(recs), max(2*cap(recs), 64))
-		copy(grown, recs)
-		recs = grown
-	}
-	return append(recs, rec)
 }
 
 func (s *Sim) setTimer(n *node, op TimerOp) {
