@@ -53,18 +53,19 @@ func (n Network) Calm() Network {
 	return Network{Delay: n.Delay, Jitter: n.Jitter}
 }
 
-// sample draws one message's delay.
-func (n *Network) sample(r *rand.Rand) time.Duration {
+// sample draws one message's delay from the stream that p generates and r
+// wraps (see pcgFloat64).
+func (n *Network) sample(p *rand.PCG, r *rand.Rand) time.Duration {
 	d := n.Delay
 	if n.Jitter > 0 {
-		d += time.Duration(r.Int64N(int64(n.Jitter)))
+		d += time.Duration(pcgInt64N(p, int64(n.Jitter)))
 	}
-	if n.TailProb > 0 && r.Float64() < n.TailProb {
+	if n.TailProb > 0 && pcgFloat64(p) < n.TailProb {
 		t := time.Duration(r.ExpFloat64() * float64(n.TailDelay))
 		d += min(t, 10*n.TailDelay)
 	}
-	if n.Reorder > 0 && r.Float64() < n.Reorder {
-		d += time.Duration(r.Int64N(int64(n.reorderWindow())))
+	if n.Reorder > 0 && pcgFloat64(p) < n.Reorder {
+		d += time.Duration(pcgInt64N(p, int64(n.reorderWindow())))
 	}
 	return d
 }

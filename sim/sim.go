@@ -126,7 +126,8 @@ type Sim struct {
 	clogged  []bool
 	clogHeld []item
 	net      Network
-	netRng   *rand.Rand
+	netPCG   *rand.PCG  // the network's stream, for its per-message draws
+	netRng   *rand.Rand // the same stream, for its other draws
 	faultRng *rand.Rand
 	workRng  *rand.Rand
 	stats    Stats
@@ -154,8 +155,11 @@ const (
 )
 
 // Stream derives an independent random stream from a seed.
-func Stream(seed, stream uint64) *rand.Rand {
-	return rand.New(rand.NewPCG(splitmix(seed^0x9e3779b97f4a7c15*stream), splitmix(seed+stream)))
+func Stream(seed, stream uint64) *rand.Rand { return rand.New(streamPCG(seed, stream)) }
+
+// streamPCG is the generator of Stream(seed, stream).
+func streamPCG(seed, stream uint64) *rand.PCG {
+	return rand.NewPCG(splitmix(seed^0x9e3779b97f4a7c15*stream), splitmix(seed+stream))
 }
 
 func splitmix(x uint64) uint64 {
@@ -170,10 +174,12 @@ func New(cfg Config) *Sim {
 	if cfg.Nodes <= 0 || cfg.New == nil {
 		panic("sim: Config needs Nodes > 0 and New")
 	}
+	netPCG := streamPCG(cfg.Seed, streamNetwork)
 	s := &Sim{
 		cfg:      cfg,
 		net:      cfg.Network,
-		netRng:   Stream(cfg.Seed, streamNetwork),
+		netPCG:   netPCG,
+		netRng:   rand.New(netPCG),
 		faultRng: Stream(cfg.Seed, streamFaults),
 		workRng:  Stream(cfg.Seed, streamWorkload),
 		blocked:  make([]bool, cfg.Nodes*cfg.Nodes),
@@ -580,17 +586,17 @@ func (s *Sim) send(from NodeID, inc uint32, to NodeID, m Message, departAt time.
 		m = s.roundTrip(m)
 	}
 	b := itemBody{kind: itemMessage, node: to, from: from, inc: inc, departAt: departAt, sentAt: s.now, msgID: s.stats.Sent}
-	if s.net.Loss > 0 && s.netRng.Float64() < s.net.Loss {
+	if s.net.Loss > 0 && pcgFloat64(s.netPCG) < s.net.Loss {
 		s.stats.InFlight++ // drop counts it out again
 		s.drop(&item{msg: m, itemBody: b}, "lost")
 		return
 	}
 	s.stats.InFlight++
-	s.push(departAt+s.net.sample(s.netRng), m, &b)
-	if s.net.Duplicate > 0 && s.netRng.Float64() < s.net.Duplicate {
+	s.push(departAt+s.net.sample(s.netPCG, s.netRng), m, &b)
+	if s.net.Duplicate > 0 && pcgFloat64(s.netPCG) < s.net.Duplicate {
 		s.stats.Duplicated++
 		s.stats.InFlight++
-		s.push(departAt+s.net.sample(s.netRng), m, &b)
+		s.push(departAt+s.net.sample(s.netPCG, s.netRng), m, &b)
 	}
 }
 
