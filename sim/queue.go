@@ -59,8 +59,13 @@ func (a *qkey) less(b *qkey) bool {
 // queue holds the pending items ordered by (at, seq). The items stay put
 // in a slab (bodies and messages side by side, so that only the message
 // needs a write barrier) whose free slots are reused, so scheduling an
-// event allocates nothing; only their keys are ordered. Free slots hold no
-// message.
+// event allocates nothing; only their keys are ordered.
+//
+// A free slot keeps the message of the item that last used it until the
+// slot is reused: clearing it would cost a write barrier per event while
+// the collector is marking, and free slots are reused last-freed first, so
+// what they keep alive is at most one message per item the queue has held
+// at its fullest.
 //
 // The keys are kept in one of two ways. While few items are queued (a
 // handful per node is typical: each node's timers and the messages in
@@ -105,7 +110,7 @@ func (q *queue) push(at time.Duration, seq uint64, msg Message, b *itemBody) {
 		q.msgs = append(q.msgs, nil)
 	}
 	q.bodies[slot] = *b
-	if msg != nil {
+	if msg != nil || q.msgs[slot] != nil {
 		q.msgs[slot] = msg
 	}
 	k := qkey{at: at, seq: seq, slot: slot}
@@ -127,8 +132,13 @@ func (q *queue) push(at time.Duration, seq uint64, msg Message, b *itemBody) {
 	keys[i] = k
 }
 
-// pop removes the earliest item and copies it into dst.
-func (q *queue) pop(dst *item) {
+// A pop is two calls, q.take(q.popKey(), &it): popKey removes the earliest
+// key from the order, and take copies its item into it and frees its slot.
+// take is small enough to inline, so that when it is the caller's local
+// variable, the message is copied into it without a write barrier.
+
+// popKey removes the earliest key and returns it.
+func (q *queue) popKey() qkey {
 	last := len(q.keys) - 1
 	var k qkey
 	if !q.heap {
@@ -143,8 +153,7 @@ func (q *queue) pop(dst *item) {
 	if q.heap && last < sortedMin {
 		q.toSorted()
 	}
-	q.load(k, dst)
-	q.release(k.slot)
+	return k
 }
 
 // nextAt is the time of the earliest item.
@@ -155,6 +164,12 @@ func (q *queue) nextAt() time.Duration {
 	return q.keys[len(q.keys)-1].at
 }
 
+// take copies the item of key k, just popped, into dst and frees its slot.
+func (q *queue) take(k qkey, dst *item) {
+	q.load(k, dst)
+	q.release(k.slot)
+}
+
 // load copies the item of key k into dst.
 func (q *queue) load(k qkey, dst *item) {
 	dst.at, dst.seq = k.at, k.seq
@@ -162,13 +177,8 @@ func (q *queue) load(k qkey, dst *item) {
 	dst.msg = q.msgs[k.slot]
 }
 
-// release frees slot for reuse, dropping its message for the collector.
-func (q *queue) release(slot uint32) {
-	if q.msgs[slot] != nil {
-		q.msgs[slot] = nil
-	}
-	q.free = append(q.free, slot)
-}
+// release frees slot for reuse.
+func (q *queue) release(slot uint32) { q.free = append(q.free, slot) }
 
 // toHeap turns the sorted keys into a heap: an array sorted earliest first,
 // the reverse of latest first, is a min-heap already.

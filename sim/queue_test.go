@@ -39,7 +39,7 @@ func TestQueueOrder(t *testing.T) {
 				t.Fatalf("nextAt %v, want %v", q.nextAt(), model[0].at)
 			}
 			var got item
-			q.pop(&got)
+			q.take(q.popKey(), &got)
 			if diff := gocmp.Diff(model[0], got, gocmp.AllowUnexported(item{}, itemBody{})); diff != "" {
 				t.Fatalf("popped (-want +got):\n%s", diff)
 			}
@@ -153,7 +153,7 @@ func BenchmarkQueue(b *testing.B) {
 				}
 				b.ResetTimer()
 				for b.Loop() {
-					q.pop(&it)
+					q.take(q.popKey(), &it)
 					q.push(it.at+delay(), seq, nil, &it.itemBody)
 					seq++
 				}

@@ -291,7 +291,7 @@ func (s *Sim) Step() bool {
 		return false
 	}
 	var it item
-	s.q.pop(&it)
+	s.q.take(s.q.popKey(), &it)
 	s.now = it.at
 	s.steps++
 	if s.dispatch(&it) && len(s.cfg.Checkers) > 0 {
@@ -473,9 +473,13 @@ func (s *Sim) stepMachine(n *node, ev Event) {
 
 // execute carries out a machine's effects under the durability rule.
 //
-// It empties Sends, Appends and Observations as it carries them out,
-// dropping each reference in the same pass, so that the Reset before the
-// node's next event has nothing left to clear.
+// It empties Sends, Appends and Observations once it has carried them out,
+// without clearing the references they held, so that the Reset before the
+// node's next event has nothing left to clear: clearing costs a write
+// barrier per reference while the collector is marking, and what they
+// refer to is kept anyway (records by the journal, observations by
+// Observations) or only until the node's next event overwrites it (sent
+// messages).
 func (s *Sim) execute(n *node, e *Effects) {
 	syncs := e.Syncs()
 	if syncs && s.cfg.SyncLatency == 0 && len(n.syncing) == 0 {
@@ -489,17 +493,15 @@ func (s *Sim) execute(n *node, e *Effects) {
 			}
 			n.pending = n.pending[:0] // the journal copied the records out
 		}
-		for i, rec := range e.Appends {
+		for _, rec := range e.Appends {
 			n.durable.records.append(rec)
-			e.Appends[i] = nil
 		}
 		if e.Snapshot != nil {
 			n.durable.applySnapshot(e.Snapshot)
 		}
 	} else {
-		for i, rec := range e.Appends {
+		for _, rec := range e.Appends {
 			n.pending = append(n.pending, diskOp{rec: rec})
-			e.Appends[i] = nil
 		}
 		if e.Snapshot != nil {
 			n.pending = append(n.pending, diskOp{snap: e.Snapshot})
@@ -533,12 +535,10 @@ func (s *Sim) execute(n *node, e *Effects) {
 		} else {
 			s.send(n.id, n.inc, snd.To, snd.Msg, departAt)
 		}
-		snd.Msg = nil
 	}
 	e.Sends = e.Sends[:0]
-	for i, o := range e.Observations {
+	for _, o := range e.Observations {
 		s.obs = append(s.obs, Observation{At: s.now, Node: n.id, Value: o})
-		e.Observations[i] = nil
 	}
 	e.Observations = e.Observations[:0]
 }
