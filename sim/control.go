@@ -145,7 +145,7 @@ func (s *Sim) Partition(groups ...[]NodeID) {
 					continue
 				}
 				for _, b := range h {
-					s.blocked[int(a)*len(s.nodes)+int(b)] = true
+					s.links[int(a)*len(s.nodes)+int(b)] |= linkCut
 				}
 			}
 		}
@@ -155,27 +155,26 @@ func (s *Sim) Partition(groups ...[]NodeID) {
 
 // Block cuts the link from one node to another, one way.
 func (s *Sim) Block(from, to NodeID) {
-	s.blocked[int(from)*len(s.nodes)+int(to)] = true
+	s.links[int(from)*len(s.nodes)+int(to)] |= linkCut
 	s.traceNote("block", fmt.Sprintf("%d->%d", from, to))
 }
 
 // Clog holds messages from one node to another until Unclog or Heal.
 func (s *Sim) Clog(from, to NodeID) {
-	s.clogged[int(from)*len(s.nodes)+int(to)] = true
+	s.links[int(from)*len(s.nodes)+int(to)] |= linkClogged
 	s.traceNote("clog", fmt.Sprintf("%d->%d", from, to))
 }
 
 // Unclog reopens a clogged link; held messages are delivered now, in order.
 func (s *Sim) Unclog(from, to NodeID) {
-	s.clogged[int(from)*len(s.nodes)+int(to)] = false
+	s.links[int(from)*len(s.nodes)+int(to)] &^= linkClogged
 	s.traceNote("unclog", fmt.Sprintf("%d->%d", from, to))
 	s.releaseClogged()
 }
 
 // Heal restores every link: no cuts, no clogs.
 func (s *Sim) Heal() {
-	clear(s.blocked)
-	clear(s.clogged)
+	clear(s.links)
 	s.traceNote("heal", "")
 	s.releaseClogged()
 }
@@ -183,7 +182,7 @@ func (s *Sim) Heal() {
 func (s *Sim) releaseClogged() {
 	keep := s.clogHeld[:0]
 	for _, it := range s.clogHeld {
-		if s.clogged[int(it.from)*len(s.nodes)+int(it.node)] {
+		if s.links[int(it.from)*len(s.nodes)+int(it.node)]&linkClogged != 0 {
 			keep = append(keep, it)
 			continue
 		}

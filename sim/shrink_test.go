@@ -29,7 +29,7 @@ func plantedBug(sc Schedule) Config {
 					return nil
 				}
 				crashed = crashed || !s.Up(2)
-				cut = cut || s.blocked[0*s.Nodes()+1]
+				cut = cut || s.links[0*s.Nodes()+1]&linkCut != 0
 				if crashed && cut {
 					return errors.New("node 2 crashed and 0 lost its link to 1")
 				}

@@ -122,8 +122,7 @@ type Sim struct {
 	q        queue
 	seq      uint64
 	nodes    []*node
-	blocked  []bool // blocked[from*n+to]
-	clogged  []bool
+	links    []linkState // links[from*n+to]
 	clogHeld []item
 	net      Network
 	netPCG   *rand.PCG  // the network's stream, for its per-message draws
@@ -144,6 +143,15 @@ type Sim struct {
 
 	encBuf []byte // scratch for Config.Codec round trips
 }
+
+// linkState is the faults on one directed link, one bit each, so that
+// delivery checks a healthy link with one load.
+type linkState uint8
+
+const (
+	linkCut     linkState = 1 << iota // messages are dropped
+	linkClogged                       // messages are held until unclogged
+)
 
 // Stream ids for deriving independent random streams from the root seed.
 const (
@@ -182,8 +190,7 @@ func New(cfg Config) *Sim {
 		netRng:   rand.New(netPCG),
 		faultRng: Stream(cfg.Seed, streamFaults),
 		workRng:  Stream(cfg.Seed, streamWorkload),
-		blocked:  make([]bool, cfg.Nodes*cfg.Nodes),
-		clogged:  make([]bool, cfg.Nodes*cfg.Nodes),
+		links:    make([]linkState, cfg.Nodes*cfg.Nodes),
 		hash:     fnvOffset,
 	}
 	if cfg.Trace != nil {
@@ -290,6 +297,12 @@ func (s *Sim) Step() bool {
 	if s.failure != nil || s.q.len() == 0 {
 		return false
 	}
+	s.step()
+	return s.failure == nil
+}
+
+// step processes the next queued event; the queue must not be empty.
+func (s *Sim) step() {
 	var it item
 	s.q.take(s.q.popKey(), &it)
 	s.now = it.at
@@ -297,7 +310,6 @@ func (s *Sim) Step() bool {
 	if s.dispatch(&it) && len(s.cfg.Checkers) > 0 {
 		s.check()
 	}
-	return s.failure == nil
 }
 
 // RunFor runs events for d of virtual time, then sets the clock to the end
@@ -305,7 +317,7 @@ func (s *Sim) Step() bool {
 func (s *Sim) RunFor(d time.Duration) error {
 	end := s.now + d
 	for s.failure == nil && s.q.len() > 0 && s.q.nextAt() <= end {
-		s.Step()
+		s.step()
 	}
 	if s.failure == nil && end > s.now {
 		s.now = end
@@ -329,7 +341,7 @@ func (s *Sim) RunUntil(cond func(*Sim) bool, limit time.Duration) error {
 			s.now = max(s.now, end)
 			return fmt.Errorf("after %v: %w", limit, ErrTimeout)
 		}
-		s.Step()
+		s.step()
 	}
 	return s.Err()
 }
@@ -424,11 +436,11 @@ func (s *Sim) deliver(it *item) bool {
 		if it.inc != src.inc && src.crashAt[it.inc] < it.departAt {
 			return s.drop(it, "sender crashed before the message left")
 		}
-		if s.blocked[int(it.from)*len(s.nodes)+int(it.node)] {
-			return s.drop(it, "link cut")
-		}
-		if s.clogged[int(it.from)*len(s.nodes)+int(it.node)] {
-			s.clogHeld = append(s.clogHeld, *it)
+		if l := s.links[int(it.from)*len(s.nodes)+int(it.node)]; l != 0 {
+			if l&linkCut != 0 {
+				return s.drop(it, "link cut")
+			}
+			s.clogHeld = append(s.clogHeld, *it) // clogged
 			return false
 		}
 	}
