@@ -44,7 +44,8 @@ func (s *Sim) Schedule(faults []Fault) {
 	base := len(s.cfg.Faults)
 	s.cfg.Faults = append(s.cfg.Faults[:base:base], faults...)
 	for i, f := range faults {
-		s.push(f.At, nil, &itemBody{kind: itemFault, slot: int32(base + i)})
+		b := s.push(f.At, nil)
+		b.kind, b.slot = itemFault, int32(base+i)
 	}
 }
 
@@ -130,7 +131,7 @@ func (s *Sim) Resume(id NodeID) {
 		// Keep each item's sequence number: it goes before anything queued
 		// for this instant after it was, so the node's notifications and
 		// messages stay in order.
-		s.q.push(s.now, it.seq, it.msg, &it.itemBody)
+		*s.q.push(s.now, it.seq, it.msg) = it.itemBody
 	}
 	n.held = nil
 }
@@ -186,7 +187,7 @@ func (s *Sim) releaseClogged() {
 			keep = append(keep, it)
 			continue
 		}
-		s.push(s.now, it.msg, &it.itemBody)
+		*s.push(s.now, it.msg) = it.itemBody
 	}
 	clear(s.clogHeld[len(keep):])
 	s.clogHeld = keep
@@ -221,7 +222,8 @@ type Result struct {
 // condition within Liveness.Within; then the End checkers.
 func (s *Sim) Run() Result {
 	for i, f := range s.cfg.Faults {
-		s.push(f.At, nil, &itemBody{kind: itemFault, slot: int32(i)})
+		b := s.push(f.At, nil)
+		b.kind, b.slot = itemFault, int32(i)
 	}
 	s.RunFor(s.cfg.Duration - s.now)
 	if l := s.cfg.Liveness; l != nil && s.failure == nil {

@@ -98,8 +98,13 @@ const (
 
 func (q *queue) len() int { return len(q.keys) }
 
-// push queues an item with key (at, seq), message msg and body b.
-func (q *queue) push(at time.Duration, seq uint64, msg Message, b *itemBody) {
+// push queues an item with key (at, seq) and message msg, and returns its
+// body, zeroed, for the caller to fill in at once (the pointer is good until
+// the next push). Callers fill it field by field: building a body elsewhere
+// and copying it in would read back, as one block, a struct just written
+// field by field, a load the processor cannot serve from its pending
+// stores, and that stall cost more than the rest of the push.
+func (q *queue) push(at time.Duration, seq uint64, msg Message) *itemBody {
 	var slot uint32
 	if n := len(q.free); n > 0 {
 		slot = q.free[n-1]
@@ -109,7 +114,8 @@ func (q *queue) push(at time.Duration, seq uint64, msg Message, b *itemBody) {
 		q.bodies = append(q.bodies, itemBody{})
 		q.msgs = append(q.msgs, nil)
 	}
-	q.bodies[slot] = *b
+	b := &q.bodies[slot]
+	*b = itemBody{}
 	if msg != nil || q.msgs[slot] != nil {
 		q.msgs[slot] = msg
 	}
@@ -120,7 +126,7 @@ func (q *queue) push(at time.Duration, seq uint64, msg Message, b *itemBody) {
 	q.keys = append(q.keys, k)
 	if q.heap {
 		q.up(len(q.keys) - 1)
-		return
+		return b
 	}
 	// Insert into the sorted array: the keys earlier than k move up one.
 	keys := q.keys
@@ -130,6 +136,7 @@ func (q *queue) push(at time.Duration, seq uint64, msg Message, b *itemBody) {
 		i--
 	}
 	keys[i] = k
+	return b
 }
 
 // A pop is two calls, q.take(q.popKey(), &it): popKey removes the earliest

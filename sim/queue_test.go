@@ -70,7 +70,7 @@ func TestQueueOrder(t *testing.T) {
 						it.msg = seq
 					}
 					seq++
-					q.push(it.at, it.seq, it.msg, &it.itemBody)
+					*q.push(it.at, it.seq, it.msg) = it.itemBody
 					model = append(model, it)
 					sorted = false
 				}
@@ -148,13 +148,13 @@ func BenchmarkQueue(b *testing.B) {
 				var seq uint64
 				it := item{itemBody: itemBody{kind: itemMessage}}
 				for range size {
-					q.push(delay(), seq, nil, &it.itemBody)
+					*q.push(delay(), seq, nil) = it.itemBody
 					seq++
 				}
 				b.ResetTimer()
 				for b.Loop() {
 					q.take(q.popKey(), &it)
-					q.push(it.at+delay(), seq, nil, &it.itemBody)
+					*q.push(it.at+delay(), seq, nil) = it.itemBody
 					seq++
 				}
 			})

@@ -203,15 +203,18 @@ func New(cfg Config) *Sim {
 		}
 		s.nodes = append(s.nodes, n)
 		n.up, n.m = true, cfg.New(n.id)
-		s.push(0, nil, &itemBody{kind: itemStart, node: n.id})
+		b := s.push(0, nil)
+		b.kind, b.node = itemStart, n.id
 	}
 	return s
 }
 
 // push queues an item at time at, or now if at is past.
-func (s *Sim) push(at time.Duration, msg Message, b *itemBody) {
-	s.q.push(max(at, s.now), s.seq, msg, b)
+// It returns the item's body, zeroed, for the caller to fill in at once.
+func (s *Sim) push(at time.Duration, msg Message) *itemBody {
+	b := s.q.push(max(at, s.now), s.seq, msg)
 	s.seq++
+	return b
 }
 
 // Now is the global virtual time.
@@ -523,7 +526,8 @@ func (s *Sim) execute(n *node, e *Effects) {
 			// this one completes after both.
 			done := max(s.now+s.cfg.SyncLatency, n.lastDone)
 			n.syncing = append(n.syncing, syncBatch{done: done, ops: n.pending})
-			s.push(done, nil, &itemBody{kind: itemSyncDone, node: n.id, inc: n.inc})
+			b := s.push(done, nil)
+			b.kind, b.node, b.inc = itemSyncDone, n.id, n.inc
 			n.lastDone = done
 			n.pending = nil // the batch owns the slice now
 		}
@@ -535,7 +539,8 @@ func (s *Sim) execute(n *node, e *Effects) {
 		departAt = n.lastDone
 	}
 	if e.Notify {
-		s.push(departAt, nil, &itemBody{kind: itemSynced, node: n.id, inc: n.inc, msgID: e.NotifyToken})
+		b := s.push(departAt, nil)
+		b.kind, b.node, b.inc, b.msgID = itemSynced, n.id, n.inc, e.NotifyToken
 	}
 	for _, op := range e.Timers {
 		s.setTimer(n, op)
@@ -584,7 +589,8 @@ func (s *Sim) setTimer(n *node, op TimerOp) {
 	t.gen++
 	t.set = !op.Cancel
 	if t.set {
-		s.push(n.fireAt(s.now, op.After), nil, &itemBody{kind: itemTimer, node: n.id, inc: n.inc, gen: t.gen, slot: int32(slot)})
+		b := s.push(n.fireAt(s.now, op.After), nil)
+		b.kind, b.node, b.inc, b.gen, b.slot = itemTimer, n.id, n.inc, t.gen, int32(slot)
 	}
 }
 
@@ -597,19 +603,27 @@ func (s *Sim) send(from NodeID, inc uint32, to NodeID, m Message, departAt time.
 	if s.cfg.Codec != nil {
 		m = s.roundTrip(m)
 	}
-	b := itemBody{kind: itemMessage, node: to, from: from, inc: inc, departAt: departAt, sentAt: s.now, msgID: s.stats.Sent}
 	if s.net.Loss > 0 && pcgFloat64(s.netPCG) < s.net.Loss {
 		s.stats.InFlight++ // drop counts it out again
-		s.drop(&item{msg: m, itemBody: b}, "lost")
+		s.drop(&item{msg: m, itemBody: itemBody{kind: itemMessage, node: to, from: from, inc: inc,
+			departAt: departAt, sentAt: s.now, msgID: s.stats.Sent}}, "lost")
 		return
 	}
 	s.stats.InFlight++
-	s.push(departAt+s.net.sample(s.netPCG, s.netRng), m, &b)
+	s.pushMessage(departAt+s.net.sample(s.netPCG, s.netRng), m, from, inc, to, departAt)
 	if s.net.Duplicate > 0 && pcgFloat64(s.netPCG) < s.net.Duplicate {
 		s.stats.Duplicated++
 		s.stats.InFlight++
-		s.push(departAt+s.net.sample(s.netPCG, s.netRng), m, &b)
+		s.pushMessage(departAt+s.net.sample(s.netPCG, s.netRng), m, from, inc, to, departAt)
 	}
+}
+
+// pushMessage queues a copy of m, sent now by incarnation inc of node from
+// to node to, leaving at departAt and arriving at at.
+func (s *Sim) pushMessage(at time.Duration, m Message, from NodeID, inc uint32, to NodeID, departAt time.Duration) {
+	b := s.push(at, m)
+	b.kind, b.node, b.from, b.inc = itemMessage, to, from, inc
+	b.departAt, b.sentAt, b.msgID = departAt, s.now, s.stats.Sent
 }
 
 func (s *Sim) roundTrip(m Message) Message {
@@ -638,5 +652,6 @@ func (s *Sim) Inject(to NodeID, m Message) { s.InjectAt(s.now, to, m) }
 func (s *Sim) InjectAt(at time.Duration, to NodeID, m Message) {
 	s.stats.Sent++
 	s.stats.InFlight++
-	s.push(at, m, &itemBody{kind: itemMessage, node: to, from: External, sentAt: at, msgID: s.stats.Sent})
+	b := s.push(at, m)
+	b.kind, b.node, b.from, b.sentAt, b.msgID = itemMessage, to, External, at, s.stats.Sent
 }
