@@ -504,7 +504,7 @@ func (s *Sim) execute(n *node, e *Effects) {
 		if len(n.pending) > 0 {
 			n.applyDurable(n.pending)
 			for i := range n.pending {
-				n.pending[i] = diskOp{}
+				n.pending[i] = diskOp{} // not clear(): see Effects.Reset
 			}
 			n.pending = n.pending[:0] // the journal copied the records out
 		}
