@@ -238,7 +238,9 @@ func (e *Effects) Reset() {
 	e.Sends = e.Sends[:0]
 	e.Timers = e.Timers[:0]
 	e.Appends = e.Appends[:0]
-	e.Snapshot = nil
+	if e.Snapshot != nil { // storing nil is a write barrier too, on every event
+		e.Snapshot = nil
+	}
 	e.SyncRequest = false
 	e.Observations = e.Observations[:0]
 	e.Notify, e.NotifyToken = false, 0
