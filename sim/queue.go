@@ -61,11 +61,12 @@ func (a *qkey) less(b *qkey) bool {
 // needs a write barrier) whose free slots are reused, so scheduling an
 // event allocates nothing; only their keys are ordered.
 //
-// A free slot keeps the message of the item that last used it until the
-// slot is reused: clearing it would cost a write barrier per event while
-// the collector is marking, and free slots are reused last-freed first, so
-// what they keep alive is at most one message per item the queue has held
-// at its fullest.
+// One of the first staleSlots free slots keeps the message of the item that
+// last used it until the slot is reused: clearing it would cost a write
+// barrier per event while the collector is marking, and a simulation that
+// queues a few dozen items at a time uses no other slots. Later slots, used
+// only in a burst, drop their message when freed, so a burst leaves at most
+// staleSlots messages (and whatever they refer to) alive after it.
 //
 // The keys are kept in one of two ways. While few items are queued (a
 // handful per node is typical: each node's timers and the messages in
@@ -184,8 +185,16 @@ func (q *queue) load(k qkey, dst *item) {
 	dst.msg = q.msgs[k.slot]
 }
 
+// staleSlots is how many slots may keep a message once free (see queue).
+const staleSlots = 64
+
 // release frees slot for reuse.
-func (q *queue) release(slot uint32) { q.free = append(q.free, slot) }
+func (q *queue) release(slot uint32) {
+	if slot >= staleSlots {
+		q.msgs[slot] = nil
+	}
+	q.free = append(q.free, slot)
+}
 
 // toHeap turns the sorted keys into a heap: an array sorted earliest first,
 // the reverse of latest first, is a min-heap already.

@@ -161,3 +161,77 @@ func BenchmarkQueue(b *testing.B) {
 		}
 	}
 }
+
+// burster sends n messages to node 1 on start, then one a millisecond.
+type burster struct{ n int }
+
+func (m *burster) Step(ev Event, out *Effects) {
+	switch ev.Kind {
+	case EventStart:
+		for i := range m.n {
+			out.Send(1, i)
+		}
+		out.SetTimer("tick", time.Millisecond)
+	case EventTimer:
+		out.Send(1, -1)
+		out.SetTimer("tick", time.Millisecond)
+	}
+}
+
+// TestBurstLeavesFewMessagesAlive checks the bounds on what the engine
+// keeps referenced after a burst of messages has been delivered: free
+// queue slots and a node's spent effects may keep a few messages for
+// reuse, not the burst.
+func TestBurstLeavesFewMessagesAlive(t *testing.T) {
+	s := New(Config{Seed: 1, Nodes: 2, New: func(id NodeID) Machine {
+		if id == 0 {
+			return &burster{n: 5000}
+		}
+		return silent{}
+	}, Network: Network{Delay: time.Millisecond}})
+	if err := s.RunFor(time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Stats().Delivered; got < 5000 {
+		t.Fatalf("%d messages delivered, want the burst's 5000 at least", got)
+	}
+	queued := map[uint32]bool{}
+	for _, k := range s.q.keys {
+		queued[k.slot] = true
+	}
+	kept := 0
+	for slot, m := range s.q.msgs {
+		if m != nil && !queued[uint32(slot)] {
+			kept++
+		}
+	}
+	if kept > staleSlots {
+		t.Errorf("free queue slots keep %d messages, want at most %d", kept, staleSlots)
+	}
+	sends := s.nodes[0].out.Sends
+	kept = 0
+	for _, snd := range sends[:cap(sends)] {
+		if snd.Msg != nil {
+			kept++
+		}
+	}
+	if kept > staleSends {
+		t.Errorf("node 0's spent effects keep %d messages, want at most %d", kept, staleSends)
+	}
+}
+
+// TestPushedBodyIsZeroed checks the promise callers rely on when they set
+// only the fields their kind of item uses: a reused slot comes back empty.
+func TestPushedBodyIsZeroed(t *testing.T) {
+	var q queue
+	b := q.push(1, 1, "m")
+	*b = itemBody{departAt: 1, sentAt: 2, msgID: 3, node: 4, from: 5, inc: 6, gen: 7, slot: 8, kind: itemMessage}
+	var it item
+	q.take(q.popKey(), &it)
+	if it.node != 4 || it.msg != "m" {
+		t.Fatalf("popped %+v, want the item pushed", it)
+	}
+	if b := q.push(2, 2, nil); *b != (itemBody{}) {
+		t.Fatalf("a reused slot's body is %+v, want it zeroed", *b)
+	}
+}

@@ -234,7 +234,8 @@ func (s *Sim) Paused(id NodeID) bool { return s.nodes[id].paused }
 
 // Durable returns node id's durable journal: what the node would boot
 // with if it restarted now. The caller must not modify its snapshot or
-// records.
+// records. It gathers the records into a new slice, a cost linear in the
+// journal's length: call it when needed, not after every event.
 func (s *Sim) Durable(id NodeID) Journal { return s.nodes[id].durable.journal() }
 
 // Observations returns everything observed so far, in order. The caller
@@ -493,8 +494,9 @@ func (s *Sim) stepMachine(n *node, ev Event) {
 // node's next event has nothing left to clear: clearing costs a write
 // barrier per reference while the collector is marking, and what they
 // refer to is kept anyway (records by the journal, observations by
-// Observations) or only until the node's next event overwrites it (sent
-// messages).
+// Observations) or only until a later event of the node sends as many
+// (sent messages; after a burst of more than staleSends they are cleared,
+// so at most staleSends stay alive per node).
 func (s *Sim) execute(n *node, e *Effects) {
 	syncs := e.Syncs()
 	if syncs && s.cfg.SyncLatency == 0 && len(n.syncing) == 0 {
@@ -553,12 +555,19 @@ func (s *Sim) execute(n *node, e *Effects) {
 			s.send(n.id, n.inc, snd.To, snd.Msg, departAt)
 		}
 	}
+	if len(e.Sends) > staleSends {
+		clear(e.Sends) // a burst: do not keep its messages alive
+	}
 	e.Sends = e.Sends[:0]
 	for _, o := range e.Observations {
 		s.obs = append(s.obs, Observation{At: s.now, Node: n.id, Value: o})
 	}
 	e.Observations = e.Observations[:0]
 }
+
+// staleSends is how many sent messages a node's effects may keep alive
+// after execute (see execute).
+const staleSends = 32
 
 func (n *node) applyDurable(ops []diskOp) {
 	for _, op := range ops {
