@@ -102,8 +102,14 @@ func (l *entryLog) truncate(i int) {
 	} else {
 		// Later appends will write the slots just freed, and messages in
 		// flight may hold them: move the survivors to a fresh block.
+		// (In the first block, the slots before off hold entries already
+		// dropped: they are not copied, so as not to keep their data.)
+		from := 0
+		if b == 0 {
+			from = l.off
+		}
 		fresh := new([logBlock]Entry)
-		copy(fresh[:], l.blocks[b][:p&logBlockMask])
+		copy(fresh[from:], l.blocks[b][from:p&logBlockMask])
 		clear(l.blocks[b+1:])
 		l.blocks = l.blocks[:b+1]
 		l.blocks[b] = fresh
