@@ -27,14 +27,3 @@ func (s *slab[T]) alloc() *T {
 	s.next++
 	return p
 }
-
-// put copies v into a fresh slot and returns a pointer to it. For a T
-// with pointers, prefer alloc and setting the fields: while the collector
-// runs, copying a whole struct that holds a pointer takes the runtime's
-// bulk write barrier, several times dearer than the plain write barrier
-// of a single pointer field.
-func (s *slab[T]) put(v T) *T {
-	p := s.alloc()
-	*p = v
-	return p
-}
