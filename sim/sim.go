@@ -476,8 +476,7 @@ func (s *Sim) drop(it *item, why string) bool {
 func (s *Sim) stepMachine(n *node, ev Event) {
 	ev.Now = n.localNow(s.now)
 	s.stats.Events++
-	n.out.Reset()
-	n.m.Step(ev, &n.out)
+	n.m.Step(ev, &n.out) // (empty: execute leaves it so)
 	e := &n.out
 	s.hashEvent(uint64(ev.Kind), n.id, ev.From)
 	s.hashCounts(len(e.Sends), len(e.Appends), len(e.Timers))
@@ -487,11 +486,11 @@ func (s *Sim) stepMachine(n *node, ev Event) {
 	s.execute(n, e)
 }
 
-// execute carries out a machine's effects under the durability rule.
+// execute carries out a machine's effects under the durability rule, and
+// leaves e empty for the node's next event, as Effects.Reset would.
 //
 // It empties Sends, Appends and Observations once it has carried them out,
-// without clearing the references they held, so that the Reset before the
-// node's next event has nothing left to clear: clearing costs a write
+// without clearing the references they held: clearing costs a write
 // barrier per reference while the collector is marking, and what they
 // refer to is kept anyway (records by the journal, observations by
 // Observations) or only until a later event of the node sends as many
@@ -563,6 +562,11 @@ func (s *Sim) execute(n *node, e *Effects) {
 		s.obs = append(s.obs, Observation{At: s.now, Node: n.id, Value: o})
 	}
 	e.Observations = e.Observations[:0]
+	e.Timers = e.Timers[:0]
+	if e.Snapshot != nil { // storing nil is a write barrier too
+		e.Snapshot = nil
+	}
+	e.SyncRequest, e.Notify, e.NotifyToken = false, false, 0
 }
 
 // staleSends is how many sent messages a node's effects may keep alive
