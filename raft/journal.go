@@ -115,6 +115,11 @@ const (
 
 // entries encodes the entries record of es.
 func (a *recordArena) entries(es []Entry) []byte {
+	if len(es) == 1 {
+		if rec := a.oneEntry(&es[0]); rec != nil {
+			return rec
+		}
+	}
 	size := entriesRecordSize(es)
 	if size > arenaMaxRecord {
 		return encodeEntries(es)
@@ -132,6 +137,44 @@ func (a *recordArena) entries(es []Entry) []byte {
 	}
 	a.buf = a.buf[:len(a.buf)+len(rec)]
 	return rec[:len(rec):len(rec)]
+}
+
+// oneEntry encodes the entries record of the single entry e if its head
+// fits in 8 bytes (first index below 2^21, term below 2^7, data shorter
+// than 2^7 bytes), or returns nil. It is the record of every entry a leader
+// appends and of most a follower does, so its head is built in a register
+// and stored at once, rather than field by field with a capacity check
+// each.
+func (a *recordArena) oneEntry(e *Entry) []byte {
+	idx, term, d := e.Index, e.Term, uint64(len(e.Data))
+	if term >= 1<<7 || d >= 1<<7 {
+		return nil
+	}
+	var w uint64 // the head, first byte lowest: type, first index, count 1, term, entry type, length
+	var h int    // its length
+	switch {
+	case idx < 1<<7:
+		w, h = idx<<8, 6
+	case idx < 1<<14:
+		w, h = (idx&0x7f|0x80)<<8|(idx>>7)<<16, 7
+	case idx < 1<<21:
+		w, h = (idx&0x7f|0x80)<<8|(idx>>7&0x7f|0x80)<<16|(idx>>14)<<24, 8
+	default:
+		return nil
+	}
+	sh := uint(8 * (h - 4)) // where the count goes
+	w |= uint64(recEntries) | 1<<sh | term<<(sh+8) | uint64(e.Type)<<(sh+16) | d<<(sh+24)
+	size := h + int(d) + 4
+	if cap(a.buf)-len(a.buf) < size {
+		a.buf = make([]byte, 0, arenaChunk)
+	}
+	start := len(a.buf)
+	b := a.buf[start : start+size : start+size]
+	binary.LittleEndian.PutUint64(b, w) // size >= 10: the data and checksum overwrite what lies past the head
+	copy(b[h:], e.Data)
+	binary.LittleEndian.PutUint32(b[size-4:], crc32.Checksum(b[:size-4], castagnoli))
+	a.buf = a.buf[:start+size]
+	return b
 }
 
 // reader decodes varint fields, remembering the first error.
