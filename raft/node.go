@@ -140,12 +140,23 @@ func (n *Node) Step(ev sim.Event, out *sim.Effects) {
 		return
 	}
 	switch ev.Kind {
+	case sim.EventMessage:
+		// The steady state is almost all AppendEntries and replies: test
+		// for them first, one comparison each, here rather than in
+		// message (one call fewer for most events).
+		if m, ok := ev.Msg.(*AppendEntries); ok && m != nil {
+			n.onAppendEntries(ev.From, m, out)
+			return
+		}
+		if m, ok := ev.Msg.(*AppendEntriesReply); ok && m != nil {
+			n.onAppendEntriesReply(ev.From, m, out)
+			return
+		}
+		n.message(ev.From, ev.Msg, out)
 	case sim.EventStart:
 		n.boot(ev.Boot, out)
 	case sim.EventTimer:
 		n.timer(ev.Timer, out)
-	case sim.EventMessage:
-		n.message(ev.From, ev.Msg, out)
 	case sim.EventSynced:
 		n.synced(ev.Token, out)
 	}
@@ -720,17 +731,9 @@ func (n *Node) failPending(out *sim.Effects) {
 
 // ---- messages ----
 
+// message handles a message other than the pointer forms of AppendEntries
+// and AppendEntriesReply, which Step dispatches itself.
 func (n *Node) message(from sim.NodeID, msg sim.Message, out *sim.Effects) {
-	// The steady state is almost all AppendEntries and replies: test for
-	// them first, one comparison each, before the full type switch.
-	if m, ok := msg.(*AppendEntries); ok && m != nil {
-		n.onAppendEntries(from, m, out)
-		return
-	}
-	if m, ok := msg.(*AppendEntriesReply); ok && m != nil {
-		n.onAppendEntriesReply(from, m, out)
-		return
-	}
 	switch m := msg.(type) {
 	case RequestVote:
 		n.onRequestVote(from, m, out)
