@@ -453,6 +453,26 @@ func (n *Node) synced(idx uint64, out *sim.Effects) {
 // ---- leader: replication ----
 
 func (n *Node) sendAppend(p *progress, out *sim.Effects) bool {
+	return n.sendAppendVia(p, nil, out)
+}
+
+// appendBatch is the AppendEntries sendAppendVia built for a follower
+// whose next index was next, with the index of its last entry (its
+// PrevIndex if it has none) and its size in bytes.
+type appendBatch struct {
+	next uint64
+	msg  *AppendEntries
+	last uint64
+	size int
+}
+
+// sendAppendVia is sendAppend for one of several followers handled in a
+// row with nothing else changing in between (the followers in step, after
+// a proposal): b remembers the message sent to one of them, and a
+// follower at the same next index gets that message without it being built
+// again (it would be equal: the batch depends on the next index alone). b
+// may be nil.
+func (n *Node) sendAppendVia(p *progress, b *appendBatch, out *sim.Effects) bool {
 	switch p.state {
 	case stateSnapshot:
 		return false
@@ -465,43 +485,52 @@ func (n *Node) sendAppend(p *progress, out *sim.Effects) bool {
 			return false
 		}
 	}
-	prev := p.next - 1
-	prevTerm, ok := n.termAt(prev)
-	if !ok {
-		if prev < n.snapIndex {
-			n.sendSnapshot(p, out)
-			return true
+	var msg *AppendEntries
+	var last uint64
+	var size int
+	if b != nil && b.msg != nil && b.next == p.next {
+		msg, last, size = b.msg, b.last, b.size
+	} else {
+		prev := p.next - 1
+		prevTerm, ok := n.termAt(prev)
+		if !ok {
+			if prev < n.snapIndex {
+				n.sendSnapshot(p, out)
+				return true
+			}
+			// next is beyond our log (cannot normally happen): fall back.
+			p.next = n.lastIndex() + 1
+			prev = p.next - 1
+			prevTerm, _ = n.termAt(prev)
 		}
-		// next is beyond our log (cannot normally happen): fall back.
-		p.next = n.lastIndex() + 1
-		prev = p.next - 1
-		prevTerm, _ = n.termAt(prev)
-	}
-	lo := int(prev - n.snapIndex) // position of entry next in the log
-	hi := lo
-	size := 0
-	for hi < n.log.len() && hi-lo < n.cfg.MaxBatchEntries {
-		sz := len(n.log.at(hi).Data) + 12
-		if hi > lo && size+sz > n.cfg.MaxBatchBytes {
-			break
+		lo := int(prev - n.snapIndex) // position of entry next in the log
+		hi := lo
+		for hi < n.log.len() && hi-lo < n.cfg.MaxBatchEntries {
+			sz := len(n.log.at(hi).Data) + 12
+			if hi > lo && size+sz > n.cfg.MaxBatchBytes {
+				break
+			}
+			size += sz
+			hi++
 		}
-		size += sz
-		hi++
+		m := AppendEntries{Term: n.term, PrevIndex: prev, PrevTerm: prevTerm, Commit: n.commit}
+		if hi > lo {
+			m.Entries = n.log.slice(lo, hi)
+		}
+		msg, last = n.appendMessage(&m), prev+uint64(hi-lo)
+		if b != nil && ok {
+			*b = appendBatch{next: prev + 1, msg: msg, last: last, size: size}
+		}
 	}
-	m := AppendEntries{Term: n.term, PrevIndex: prev, PrevTerm: prevTerm, Commit: n.commit}
-	if hi > lo {
-		m.Entries = n.log.slice(lo, hi)
-	}
-	// Early: nothing in m relies on the leader's own unsynced writes (its
+	// Early: nothing in msg relies on the leader's own unsynced writes (its
 	// term was durable before it could win; its commit index counts only
 	// durable copies), so it need not wait for the leader's fsync.
-	out.SendEarly(p.id, n.appendMessage(&m))
+	out.SendEarly(p.id, msg)
 	p.lastAppend = n.now
 	if p.state == stateReplicate {
 		if len(p.inflight) == 0 {
 			p.lastProgress = n.now
 		}
-		last := prev + uint64(hi-lo)
 		p.next = last + 1
 		p.inflight = append(p.inflight, inflight{last: last, bytes: size})
 		p.inflightSize += size
@@ -1146,9 +1175,10 @@ func (n *Node) propose(data []byte, from sim.NodeID, id uint64, out *sim.Effects
 		n.pending = append(n.pending, pendingProposal{index: n.lastIndex() + 1, term: n.term, from: from, id: id})
 	}
 	i := n.appendLocal(EntryNormal, data, out)
+	var b appendBatch
 	for k := range n.prs {
 		if k != n.self && n.prs[k].state == stateReplicate {
-			n.sendAppend(&n.prs[k], out)
+			n.sendAppendVia(&n.prs[k], &b, out)
 		}
 	}
 	return i, true
