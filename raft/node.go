@@ -1042,7 +1042,9 @@ func (n *Node) onAppendEntriesReply(from sim.NodeID, m *AppendEntriesReply, out 
 				out.Send(from, TimeoutNow{Term: n.term})
 			}
 		}
-		for n.role == Leader && n.sendAppend(p, out) {
+		// (A follower in step with nothing left to send, the usual case,
+		// is told apart here without a call.)
+		for n.role == Leader && (p.state != stateReplicate || p.next <= n.lastIndex()) && n.sendAppend(p, out) {
 		}
 		return
 	}
