@@ -629,7 +629,11 @@ func (s *Sim) send(from NodeID, inc uint32, to NodeID, m Message, departAt time.
 		return
 	}
 	s.stats.InFlight++
-	s.pushMessage(departAt+s.net.sample(s.netPCG, s.netRng), m, from, inc, to, departAt)
+	// pushMessage, written out: it is too large to inline, and this is
+	// every message's path.
+	b := s.push(departAt+s.net.sample(s.netPCG, s.netRng), m)
+	b.kind, b.node, b.from, b.inc = itemMessage, to, from, inc
+	b.departAt, b.sentAt, b.msgID = departAt, s.now, s.stats.Sent
 	if s.net.Duplicate > 0 && pcgFloat64(s.netPCG) < s.net.Duplicate {
 		s.stats.Duplicated++
 		s.stats.InFlight++
