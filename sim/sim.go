@@ -479,21 +479,10 @@ func (s *Sim) drop(it *item, why string) bool {
 	return false
 }
 
-func (s *Sim) stepMachine(n *node, ev Event) {
-	ev.Now = n.localNow(s.now)
-	s.stats.Events++
-	n.m.Step(ev, &n.out) // (empty: execute leaves it so)
-	e := &n.out
-	s.hashEvent(uint64(ev.Kind), n.id, ev.From)
-	s.hashCounts(len(e.Sends), len(e.Appends), len(e.Timers))
-	if s.tracer != nil {
-		s.tracer.event(s, n, &ev)
-	}
-	s.execute(n, e)
-}
-
-// execute carries out a machine's effects under the durability rule, and
-// leaves e empty for the node's next event, as Effects.Reset would.
+// stepMachine hands ev to node n's machine, then carries out its effects
+// under the durability rule (in this function rather than one of its own:
+// a call fewer per event) and leaves them empty for the node's next
+// event, as Effects.Reset would.
 //
 // It empties Sends, Appends and Observations once it has carried them out,
 // without clearing the references they held: clearing costs a write
@@ -502,7 +491,17 @@ func (s *Sim) stepMachine(n *node, ev Event) {
 // Observations) or only until a later event of the node sends as many
 // (sent messages; after a burst of more than staleSends they are cleared,
 // so at most staleSends stay alive per node).
-func (s *Sim) execute(n *node, e *Effects) {
+func (s *Sim) stepMachine(n *node, ev Event) {
+	ev.Now = n.localNow(s.now)
+	s.stats.Events++
+	n.m.Step(ev, &n.out) // (empty: see below)
+	e := &n.out
+	s.hashEvent(uint64(ev.Kind), n.id, ev.From)
+	s.hashCounts(len(e.Sends), len(e.Appends), len(e.Timers))
+	if s.tracer != nil {
+		s.tracer.event(s, n, &ev)
+	}
+	// The effects.
 	syncs := e.Syncs()
 	if syncs && s.cfg.SyncLatency == 0 && len(n.syncing) == 0 {
 		// The sync completes at once and nothing is ahead of it: the
@@ -576,7 +575,7 @@ func (s *Sim) execute(n *node, e *Effects) {
 }
 
 // staleSends is how many sent messages a node's effects may keep alive
-// after execute (see execute).
+// after carrying them out (see stepMachine).
 const staleSends = 32
 
 func (n *node) applyDurable(ops []diskOp) {
