@@ -965,8 +965,8 @@ func (n *Node) onAppendEntries(from sim.NodeID, m *AppendEntries, out *sim.Effec
 	n.ackAppend(from, lastNew, out)
 }
 
-// ackAppend tells the leader to that this node's log matches its own up
-// to index, in an AppendEntriesReply from the node's slab (see slab).
+// ackAppend answers leader to that this node's log matches its own up to
+// index, in an AppendEntriesReply from the node's slab (see slab).
 func (n *Node) ackAppend(to sim.NodeID, index uint64, out *sim.Effects) {
 	// Written in place, field by field: building the reply as a value and
 	// copying it into the slab read back, as one block, a struct just
@@ -977,8 +977,8 @@ func (n *Node) ackAppend(to sim.NodeID, index uint64, out *sim.Effects) {
 	out.Send(to, r)
 }
 
-// rejectAppend tells the leader to that the AppendEntries (or snapshot)
-// at index was refused, with the conflict hint, as ackAppend does.
+// rejectAppend answers leader to that its AppendEntries (or snapshot) at
+// index was refused, with the conflict hint, in the way of ackAppend.
 func (n *Node) rejectAppend(to sim.NodeID, index, conflictTerm, conflictIndex uint64, out *sim.Effects) {
 	r := n.aerSlab.alloc()
 	r.Term, r.Index, r.ConflictTerm, r.ConflictIndex = n.term, index, conflictTerm, conflictIndex
