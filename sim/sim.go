@@ -328,21 +328,7 @@ func (s *Sim) step() {
 func (s *Sim) RunFor(d time.Duration) error {
 	end := s.now + d
 	for s.failure == nil && s.q.len() > 0 && s.q.nextAt() <= end {
-		// step, written out: this is the loop of every long run, and step
-		// is too large to inline.
-		var it item
-		s.q.take(s.q.popKey(), &it)
-		s.now = it.at
-		s.steps++
-		var happened bool
-		if it.kind == itemMessage {
-			happened = s.deliver(&it)
-		} else {
-			happened = s.dispatch(&it)
-		}
-		if happened && len(s.cfg.Checkers) > 0 {
-			s.check()
-		}
+		s.step()
 	}
 	if s.failure == nil && end > s.now {
 		s.now = end
