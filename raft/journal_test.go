@@ -1,6 +1,7 @@
 package raft
 
 import (
+	"bytes"
 	"encoding/binary"
 	"hash/crc32"
 	"math/rand/v2"
@@ -157,24 +158,43 @@ func TestRecordArena(t *testing.T) {
 // general encoder, which must agree too.
 func TestOneEntryRecord(t *testing.T) {
 	var a recordArena
+	type made struct{ rec, want []byte }
+	var all []made
 	for _, first := range []uint64{0, 1, 127, 128, 300, 1<<14 - 1, 1 << 14, 1<<21 - 1, 1 << 21, 1 << 40} {
 		for _, term := range []uint64{0, 1, 127, 128, 300} {
 			for _, n := range []int{0, 1, 15, 127, 128, 300} {
-				for _, typ := range []EntryType{EntryNormal, EntryNoop} {
+				for _, typ := range []EntryType{EntryNormal, EntryNoop, 255} {
 					data := make([]byte, n)
 					for i := range data {
 						data[i] = byte(i*7) ^ byte(first)
 					}
-					es := []Entry{{Index: first, Term: term, Type: typ, Data: data}}
-					rec := a.entries(es)
-					if diff := cmp.Diff(encodeEntries(es), rec); diff != "" {
-						t.Fatalf("first %d term %d len %d: record differs (-want +got):\n%s", first, term, n, diff)
+					e := Entry{Index: first, Term: term, Type: typ, Data: data}
+					want := encodeEntries([]Entry{e})
+					used := len(a.buf)
+					rec := a.oneEntry(&e)
+					if fits := first < 1<<21 && term < 1<<7 && n < 1<<7; (rec != nil) != fits {
+						t.Fatalf("first %d term %d len %d: fast path taken %v, want %v", first, term, n, rec != nil, fits)
+					}
+					if rec == nil {
+						if len(a.buf) != used {
+							t.Fatalf("first %d term %d len %d: declined, yet used the arena", first, term, n)
+						}
+						continue
+					}
+					if diff := cmp.Diff(want, rec); diff != "" {
+						t.Fatalf("first %d term %d len %d type %d: record differs (-want +got):\n%s", first, term, n, typ, diff)
 					}
 					if len(rec) != cap(rec) {
 						t.Fatalf("first %d term %d len %d: record has spare capacity %d", first, term, n, cap(rec)-len(rec))
 					}
+					all = append(all, made{rec, want})
 				}
 			}
+		}
+	}
+	for i, m := range all {
+		if !bytes.Equal(m.rec, m.want) {
+			t.Fatalf("record %d was overwritten by a later one", i)
 		}
 	}
 }

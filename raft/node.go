@@ -1043,7 +1043,8 @@ func (n *Node) onAppendEntriesReply(from sim.NodeID, m *AppendEntriesReply, out 
 			}
 		}
 		// (A follower in step with nothing left to send, the usual case,
-		// is told apart here without a call.)
+		// is told apart here without a call: a part of sendAppendVia's
+		// own test, which it must stay.)
 		for n.role == Leader && (p.state != stateReplicate || p.next <= n.lastIndex()) && n.sendAppend(p, out) {
 		}
 		return

@@ -97,7 +97,8 @@ func (j *Journal) Next() uint64 { return j.Base + uint64(len(j.Records)) }
 func (j *Journal) Empty() bool { return j.Snapshot == nil && len(j.Records) == 0 && j.Base == 0 }
 
 // Machine is a protocol participant written as a pure state machine. It
-// reacts to one event at a time by appending effects to out; it never
+// reacts to one event at a time by appending effects to out, which the
+// host hands it empty; it never
 // performs an effect itself, and never reads the clock, global randomness,
 // the network or the disk, or starts goroutines.
 //
@@ -245,6 +246,32 @@ func (e *Effects) Reset() {
 	e.Observations = e.Observations[:0]
 	e.Notify, e.NotifyToken = false, 0
 }
+
+// carriedOut empties e once the simulator has carried it out, as Reset
+// does, but leaves the references that Sends, Appends and Observations held
+// in their arrays: what they refer to is kept anyway (records by the
+// journal, observations by the simulation) or only until a later event
+// sends as many (sent messages), and clearing each would cost a write
+// barrier while the collector marks. After a burst of more than staleSends
+// sends they are cleared, so that at most staleSends stay alive per node.
+// Keep it in step with Reset.
+func (e *Effects) carriedOut() {
+	if len(e.Sends) > staleSends {
+		clear(e.Sends)
+	}
+	e.Sends = e.Sends[:0]
+	e.Timers = e.Timers[:0]
+	e.Appends = e.Appends[:0]
+	if e.Snapshot != nil { // storing nil is a write barrier too
+		e.Snapshot = nil
+	}
+	e.SyncRequest = false
+	e.Observations = e.Observations[:0]
+	e.Notify, e.NotifyToken = false, 0
+}
+
+// staleSends is how many sent messages carriedOut leaves referenced.
+const staleSends = 32
 
 // Codec turns a protocol's messages into bytes and back. Decode must reject
 // malformed input with an error and never panic.

@@ -306,7 +306,6 @@ func (s *Sim) Step() bool {
 }
 
 // step processes the next queued event; the queue must not be empty.
-// (RunFor has a copy of it.)
 func (s *Sim) step() {
 	var it item
 	s.q.take(s.q.popKey(), &it)
@@ -387,7 +386,7 @@ func (s *Sim) dispatch(it *item) bool {
 		}
 		s.boot(n)
 		return true
-	case itemMessage:
+	case itemMessage: // (step hands messages to deliver itself)
 		return s.deliver(it)
 	case itemTimer:
 		n := s.nodes[it.node]
@@ -482,20 +481,12 @@ func (s *Sim) drop(it *item, why string) bool {
 
 // stepMachine hands ev to node n's machine, then carries out its effects
 // under the durability rule (in this function rather than one of its own:
-// a call fewer per event) and leaves them empty for the node's next
-// event, as Effects.Reset would.
-//
-// It empties Sends, Appends and Observations once it has carried them out,
-// without clearing the references they held: clearing costs a write
-// barrier per reference while the collector is marking, and what they
-// refer to is kept anyway (records by the journal, observations by
-// Observations) or only until a later event of the node sends as many
-// (sent messages; after a burst of more than staleSends they are cleared,
-// so at most staleSends stay alive per node).
+// a call fewer per event) and leaves them empty for the node's next event
+// (see Effects.carriedOut).
 func (s *Sim) stepMachine(n *node, ev Event) {
 	ev.Now = n.localNow(s.now)
 	s.stats.Events++
-	n.m.Step(ev, &n.out) // (empty: see below)
+	n.m.Step(ev, &n.out) // (empty: see the end)
 	e := &n.out
 	s.hashEvent(uint64(ev.Kind), n.id, ev.From)
 	s.hashCounts(len(e.Sends), len(e.Appends), len(e.Timers))
@@ -539,7 +530,6 @@ func (s *Sim) stepMachine(n *node, ev Event) {
 			n.pending = nil // the batch owns the slice now
 		}
 	}
-	e.Appends = e.Appends[:0]
 	departAt := s.now
 	if len(n.syncing) > 0 {
 		// Writes still syncing, this event's or earlier ones: messages wait.
@@ -560,24 +550,11 @@ func (s *Sim) stepMachine(n *node, ev Event) {
 			s.send(n.id, n.inc, snd.To, snd.Msg, departAt)
 		}
 	}
-	if len(e.Sends) > staleSends {
-		clear(e.Sends) // a burst: do not keep its messages alive
-	}
-	e.Sends = e.Sends[:0]
 	for _, o := range e.Observations {
 		s.obs = append(s.obs, Observation{At: s.now, Node: n.id, Value: o})
 	}
-	e.Observations = e.Observations[:0]
-	e.Timers = e.Timers[:0]
-	if e.Snapshot != nil { // storing nil is a write barrier too
-		e.Snapshot = nil
-	}
-	e.SyncRequest, e.Notify, e.NotifyToken = false, false, 0
+	e.carriedOut()
 }
-
-// staleSends is how many sent messages a node's effects may keep alive
-// after carrying them out (see stepMachine).
-const staleSends = 32
 
 func (n *node) applyDurable(ops []diskOp) {
 	for _, op := range ops {
@@ -629,24 +606,17 @@ func (s *Sim) send(from NodeID, inc uint32, to NodeID, m Message, departAt time.
 		return
 	}
 	s.stats.InFlight++
-	// pushMessage, written out: it is too large to inline, and this is
-	// every message's path.
-	b := s.push(departAt+s.net.sample(s.netPCG, s.netRng), m)
-	b.kind, b.node, b.from, b.inc = itemMessage, to, from, inc
-	b.departAt, b.sentAt, b.msgID = departAt, s.now, s.stats.Sent
-	if s.net.Duplicate > 0 && pcgFloat64(s.netPCG) < s.net.Duplicate {
+	for dup := false; ; dup = true {
+		b := s.push(departAt+s.net.sample(s.netPCG, s.netRng), m)
+		b.kind, b.node, b.from, b.inc = itemMessage, to, from, inc
+		b.departAt, b.sentAt, b.msgID = departAt, s.now, s.stats.Sent
+		// The network may deliver a message twice, never more.
+		if dup || !(s.net.Duplicate > 0 && pcgFloat64(s.netPCG) < s.net.Duplicate) {
+			return
+		}
 		s.stats.Duplicated++
 		s.stats.InFlight++
-		s.pushMessage(departAt+s.net.sample(s.netPCG, s.netRng), m, from, inc, to, departAt)
 	}
-}
-
-// pushMessage queues a copy of m, sent now by incarnation inc of node from
-// to node to, leaving at departAt and arriving at at.
-func (s *Sim) pushMessage(at time.Duration, m Message, from NodeID, inc uint32, to NodeID, departAt time.Duration) {
-	b := s.push(at, m)
-	b.kind, b.node, b.from, b.inc = itemMessage, to, from, inc
-	b.departAt, b.sentAt, b.msgID = departAt, s.now, s.stats.Sent
 }
 
 func (s *Sim) roundTrip(m Message) Message {
