@@ -3,7 +3,6 @@ package sim
 import (
 	"fmt"
 	"math/rand/v2"
-	"slices"
 	"testing"
 	"time"
 
@@ -84,11 +83,7 @@ func TestMachineGetsEmptyEffects(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		n := rapid.IntRange(2, 4).Draw(t, "nodes")
 		d := 300 * time.Millisecond
-		faults := make([]Fault, rapid.IntRange(0, 10).Draw(t, "faults"))
-		for i := range faults {
-			faults[i] = drawFault(t, n, d, fmt.Sprint(i))
-		}
-		slices.SortStableFunc(faults, func(a, b Fault) int { return int(a.At - b.At) })
+		faults := drawFaults(t, n, d, 10)
 		var dirty []string
 		cfg := Config{
 			Seed:        rapid.Uint64().Draw(t, "seed"),

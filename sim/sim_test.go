@@ -124,6 +124,16 @@ func inFlight(s *Sim) uint64 {
 	return c + uint64(len(s.clogHeld))
 }
 
+// drawFaults draws up to most faults within d for n nodes, in time order.
+func drawFaults(t *rapid.T, n int, d time.Duration, most int) []Fault {
+	faults := make([]Fault, rapid.IntRange(0, most).Draw(t, "faults"))
+	for i := range faults {
+		faults[i] = drawFault(t, n, d, fmt.Sprint(i))
+	}
+	slices.SortStableFunc(faults, func(a, b Fault) int { return int(a.At - b.At) })
+	return faults
+}
+
 func drawFault(t *rapid.T, n int, d time.Duration, label string) Fault {
 	f := Fault{
 		At:   time.Duration(rapid.Int64Range(0, int64(d)).Draw(t, label+"at")),
@@ -141,11 +151,7 @@ func TestAccountingUnderRapidFaults(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		n := rapid.IntRange(2, 5).Draw(t, "nodes")
 		d := 3 * time.Second
-		faults := make([]Fault, rapid.IntRange(0, 20).Draw(t, "faults"))
-		for i := range faults {
-			faults[i] = drawFault(t, n, d, fmt.Sprint(i))
-		}
-		slices.SortStableFunc(faults, func(a, b Fault) int { return int(a.At - b.At) })
+		faults := drawFaults(t, n, d, 20)
 		cfg := Config{
 			Seed:  rapid.Uint64().Draw(t, "seed"),
 			Nodes: n,
