@@ -229,7 +229,7 @@ func TestNilPointerMessagesIgnored(t *testing.T) {
 	out.Reset()
 	n.Step(sim.Event{Kind: sim.EventMessage, From: 0, Msg: &AppendEntries{Term: 1,
 		Entries: []Entry{{Index: 1, Term: 1, Data: []byte("x")}}}}, &out)
-	if r, ok := asAppendReply(out.Sends[len(out.Sends)-1].Msg); !ok || !r.Success || r.Index != 1 {
+	if r, ok := as[AppendEntriesReply](out.Sends[len(out.Sends)-1].Msg); !ok || !r.Success || r.Index != 1 {
 		t.Fatalf("reply to *AppendEntries: %+v", out.Sends)
 	}
 	if n.LastIndex() != 1 {

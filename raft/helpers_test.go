@@ -219,28 +219,17 @@ func msgName(m sim.Message) string {
 	return strings.TrimPrefix(fmt.Sprintf("%T", m), "*")
 }
 
-// asAppendEntries returns m as an AppendEntries, in either form.
-func asAppendEntries(m sim.Message) (AppendEntries, bool) {
+// as returns m as a T, whether it was sent as a T or as a *T (a node sends
+// AppendEntries and their replies as pointers).
+func as[T any](m sim.Message) (T, bool) {
 	switch m := m.(type) {
-	case AppendEntries:
+	case T:
 		return m, true
-	case *AppendEntries:
+	case *T:
 		if m != nil {
 			return *m, true
 		}
 	}
-	return AppendEntries{}, false
-}
-
-// asAppendReply returns m as an AppendEntriesReply, in either form.
-func asAppendReply(m sim.Message) (AppendEntriesReply, bool) {
-	switch m := m.(type) {
-	case AppendEntriesReply:
-		return m, true
-	case *AppendEntriesReply:
-		if m != nil {
-			return *m, true
-		}
-	}
-	return AppendEntriesReply{}, false
+	var zero T
+	return zero, false
 }

@@ -108,7 +108,7 @@ func TestFigure8Scenario(t *testing.T) {
 	// S1 is elected in term 4 by S2, S3 (S4 votes too).
 	m.fire(0, timerElection)
 	m.deliver(func(e envelope) bool {
-		_, isAE := asAppendEntries(e.msg)
+		_, isAE := as[AppendEntries](e.msg)
 		return e.from != 4 && e.to != 4 && !isAE && e.to != 1 || (e.to == 1 && !isAE)
 	})
 	s1 := m.nodes[0]
@@ -118,7 +118,7 @@ func TestFigure8Scenario(t *testing.T) {
 	// Replicate index 2 (term 2) to S3 only, never the term-4 no-op.
 	m.fire(0, timerHeartbeat)
 	m.deliver(func(e envelope) bool {
-		if _, ok := asAppendEntries(e.msg); ok && e.to == 2 {
+		if _, ok := as[AppendEntries](e.msg); ok && e.to == 2 {
 			return m.nodes[2].LastIndex() < 2
 		}
 		return e.to == 2 || e.from == 2
@@ -165,7 +165,7 @@ func TestStaleAppendNeverTruncates(t *testing.T) {
 	if len(out.Appends) != 0 {
 		t.Errorf("stale AppendEntries wrote %d journal records", len(out.Appends))
 	}
-	reply, _ := asAppendReply(out.Sends[len(out.Sends)-1].Msg)
+	reply, _ := as[AppendEntriesReply](out.Sends[len(out.Sends)-1].Msg)
 	if !reply.Success || reply.Index != 4 {
 		t.Errorf("reply %+v, want success with index 4", reply)
 	}
@@ -266,7 +266,7 @@ func TestVoteSurvivesRestart(t *testing.T) {
 	out.Reset()
 	v.Step(sim.Event{Kind: sim.EventMessage, From: 0, Msg: AppendEntries{Term: 3, PrevIndex: 2, PrevTerm: 2,
 		Entries: []Entry{{Index: 3, Term: 3, Data: []byte("x")}}}}, &out)
-	if r, _ := asAppendReply(out.Sends[len(out.Sends)-1].Msg); !r.Success || r.Index != 3 {
+	if r, _ := as[AppendEntriesReply](out.Sends[len(out.Sends)-1].Msg); !r.Success || r.Index != 3 {
 		t.Fatalf("append refused: %+v", r)
 	}
 	if out.Sends[len(out.Sends)-1].Early {

@@ -80,7 +80,7 @@ func (m *manual) deliver(keep func(e envelope) bool) {
 			continue
 		}
 		m.stats[msgName(e.msg)]++
-		if r, ok := asAppendReply(e.msg); ok && !r.Success {
+		if r, ok := as[AppendEntriesReply](e.msg); ok && !r.Success {
 			m.stats["reject"]++
 		}
 		m.step(e.to, sim.Event{Kind: sim.EventMessage, From: e.from, Msg: e.msg})
