@@ -1,7 +1,6 @@
 package runtime_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -9,10 +8,10 @@ import (
 	"net"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/flotilla-sim/flotilla/internal/syncbuf"
 	"github.com/flotilla-sim/flotilla/runtime"
 	"github.com/flotilla-sim/flotilla/sim"
 )
@@ -238,22 +237,7 @@ func TestCombineRoutesToClientsAndPeers(t *testing.T) {
 }
 
 // logBuffer collects log output from several goroutines.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type logBuffer struct{ syncbuf.Buffer }
 
 // failedDials counts the log lines saying node's dial to peer failed.
 func (l *logBuffer) failedDials(node, peer int) int {

@@ -9,10 +9,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/flotilla-sim/flotilla/internal/syncbuf"
 	"github.com/flotilla-sim/flotilla/trafficfsm"
 )
 
@@ -63,38 +63,11 @@ func TestDemoUsage(t *testing.T) {
 	}
 }
 
-// notifyBuffer collects output and signals every write.
-type notifyBuffer struct {
-	mu    sync.Mutex
-	b     bytes.Buffer
-	wrote chan struct{}
-}
-
-func (n *notifyBuffer) Write(p []byte) (int, error) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	select {
-	case n.wrote <- struct{}{}:
-	default:
-	}
-	return n.b.Write(p)
-}
-
-func (n *notifyBuffer) String() string {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.b.String()
-}
-
-func (n *notifyBuffer) waitFor(t *testing.T, s string, timeout time.Duration) {
+// waitFor waits until out shows s.
+func waitFor(t *testing.T, out *syncbuf.Buffer, s string, timeout time.Duration) {
 	t.Helper()
-	deadline := time.After(timeout)
-	for !strings.Contains(n.String(), s) {
-		select {
-		case <-n.wrote:
-		case <-deadline:
-			t.Fatalf("output never showed %q:\n%s", s, n.String())
-		}
+	if got, ok := out.WaitFor(func(got string) bool { return strings.Contains(got, s) }, timeout); !ok {
+		t.Fatalf("output never showed %q:\n%s", s, got)
 	}
 }
 
@@ -123,23 +96,23 @@ func TestDemoTraffic(t *testing.T) {
 	defer cancel()
 	stdin, typing := io.Pipe()
 	defer typing.Close()
-	out := &notifyBuffer{wrote: make(chan struct{}, 1)}
+	out := &syncbuf.Buffer{}
 	var errb bytes.Buffer
 	code := make(chan int, 1)
 	go func() {
 		code <- demoRun(ctx, []string{"traffic", "-bin", dir, "-speed", "40",
 			"-ew-port", freePort(t), "-ns-port", freePort(t), "-button-port", freePort(t)}, stdin, out, &errb)
 	}()
-	out.waitFor(t, "phase=clear", 10*time.Second)
-	out.waitFor(t, "EW \x1b[32;1m● G", 10*time.Second)
-	out.waitFor(t, "phase=ns-green", 10*time.Second)
-	out.waitFor(t, "NS \x1b[32;1m● G", 10*time.Second)
+	waitFor(t, out, "phase=clear", 10*time.Second)
+	waitFor(t, out, "EW \x1b[32;1m● G", 10*time.Second)
+	waitFor(t, out, "phase=ns-green", 10*time.Second)
+	waitFor(t, out, "NS \x1b[32;1m● G", 10*time.Second)
 	if _, err := io.WriteString(typing, "\n"); err != nil {
 		t.Fatal(err)
 	}
-	out.waitFor(t, "button pressed", 5*time.Second)
-	out.waitFor(t, "counted=true", 5*time.Second)
-	out.waitFor(t, "phase=ns-yellow", 5*time.Second)
+	waitFor(t, out, "button pressed", 5*time.Second)
+	waitFor(t, out, "counted=true", 5*time.Second)
+	waitFor(t, out, "phase=ns-yellow", 5*time.Second)
 	cancel()
 	select {
 	case c := <-code:

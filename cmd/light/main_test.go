@@ -5,34 +5,11 @@ import (
 	"context"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/flotilla-sim/flotilla/internal/syncbuf"
 )
-
-// syncBuffer is a bytes.Buffer safe for one writer and one reader, which
-// signals every write on wrote.
-type syncBuffer struct {
-	mu    sync.Mutex
-	b     bytes.Buffer
-	wrote chan struct{}
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	select {
-	case s.wrote <- struct{}{}:
-	default:
-	}
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func TestLightShowsValidDatagramsOnly(t *testing.T) {
 	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
@@ -40,7 +17,7 @@ func TestLightShowsValidDatagramsOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	out := &syncBuffer{wrote: make(chan struct{}, 1)}
+	out := &syncbuf.Buffer{}
 	done := make(chan error, 1)
 	go func() { done <- serve(ctx, conn, "EW", out) }()
 
@@ -56,13 +33,8 @@ func TestLightShowsValidDatagramsOnly(t *testing.T) {
 	}
 	want := "\r\x1b[31mEW: R\x1b[0m" + "\r\x1b[32mEW: G\x1b[0m" + "\r\x1b[33mEW: Y\x1b[0m" + "\r\x1b[31mEW: R\x1b[0m"
 	// Loopback UDP does not lose these; wait for the last redraw.
-	timeout := time.After(5 * time.Second)
-	for out.String() != want {
-		select {
-		case <-out.wrote:
-		case <-timeout:
-			t.Fatalf("output %q, want %q", out.String(), want)
-		}
+	if got, ok := out.WaitFor(func(s string) bool { return s == want }, 5*time.Second); !ok {
+		t.Fatalf("output %q, want %q", got, want)
 	}
 	cancel()
 	if err := <-done; err != nil {

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/flotilla-sim/flotilla/internal/syncbuf"
 )
 
 // bin holds the traffic and button binaries, built once by TestMain.
@@ -145,24 +147,6 @@ func freeUDPPort(t *testing.T) int {
 	return c.LocalAddr().(*net.UDPAddr).Port
 }
 
-// lockedBuffer collects a child's output.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (w *lockedBuffer) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *lockedBuffer) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
-}
-
 // The real controller and the real button on loopback, with fake lights:
 // colours in the right order with the right durations, and a press 5 s into
 // the north-south green ending it at 30 s.
@@ -177,7 +161,7 @@ func TestTrafficOnLoopback(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
-	var tlog lockedBuffer
+	var tlog syncbuf.Buffer
 	traffic := exec.CommandContext(ctx, filepath.Join(bin, "traffic"),
 		"-ew", ew.addr(), "-ns", ns.addr(), "-button", "127.0.0.1:"+strconv.Itoa(port),
 		"-speed", strconv.FormatFloat(speed, 'g', -1, 64))
@@ -196,7 +180,7 @@ func TestTrafficOnLoopback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var bout lockedBuffer
+	var bout syncbuf.Buffer
 	button.Stdout = &bout
 	if err := button.Start(); err != nil {
 		t.Fatal(err)
