@@ -67,8 +67,7 @@ func (s *Sim) crash(id NodeID, torn bool) {
 	// waiting for it count as sent (see deliver), so its writes must count
 	// as durable.
 	for len(n.syncing) > 0 && n.syncing[0].done <= s.now {
-		n.applyDurable(n.syncing[0].ops)
-		n.syncing = n.syncing[1:]
+		n.finishSync()
 	}
 	var unsynced []diskOp
 	for _, b := range n.syncing {

@@ -236,15 +236,7 @@ func (e *Effects) Reset() {
 	for i := range e.Observations {
 		e.Observations[i] = nil
 	}
-	e.Sends = e.Sends[:0]
-	e.Timers = e.Timers[:0]
-	e.Appends = e.Appends[:0]
-	if e.Snapshot != nil { // storing nil is a write barrier too, on every event
-		e.Snapshot = nil
-	}
-	e.SyncRequest = false
-	e.Observations = e.Observations[:0]
-	e.Notify, e.NotifyToken = false, 0
+	e.empty()
 }
 
 // carriedOut empties e once the simulator has carried it out, as Reset
@@ -254,15 +246,20 @@ func (e *Effects) Reset() {
 // sends as many (sent messages), and clearing each would cost a write
 // barrier while the collector marks. After a burst of more than staleSends
 // sends they are cleared, so that at most staleSends stay alive per node.
-// Keep it in step with Reset.
 func (e *Effects) carriedOut() {
 	if len(e.Sends) > staleSends {
 		clear(e.Sends)
 	}
+	e.empty()
+}
+
+// empty truncates every list of e and clears its other fields, leaving
+// what the lists' arrays hold to the caller.
+func (e *Effects) empty() {
 	e.Sends = e.Sends[:0]
 	e.Timers = e.Timers[:0]
 	e.Appends = e.Appends[:0]
-	if e.Snapshot != nil { // storing nil is a write barrier too
+	if e.Snapshot != nil { // storing nil is a write barrier too, on every event
 		e.Snapshot = nil
 	}
 	e.SyncRequest = false

@@ -305,12 +305,3 @@ func (q *queue) filter(keep func(*item) bool) {
 		q.toSorted()
 	}
 }
-
-// each calls f with a copy of every queued item, in no particular order.
-func (q *queue) each(f func(*item)) {
-	var it item
-	for _, k := range q.keys {
-		q.load(k, &it)
-		f(&it)
-	}
-}

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -407,9 +408,7 @@ func (s *Sim) dispatch(it *item) bool {
 	case itemSyncDone:
 		n := s.nodes[it.node]
 		if it.inc == n.inc && len(n.syncing) > 0 {
-			b := n.syncing[0]
-			n.syncing = n.syncing[1:]
-			n.applyDurable(b.ops)
+			n.finishSync()
 		}
 		return false
 	case itemSynced:
@@ -556,6 +555,13 @@ func (s *Sim) stepMachine(n *node, ev Event) {
 	e.carriedOut()
 }
 
+// finishSync completes the oldest sync in progress: its writes are durable.
+func (n *node) finishSync() {
+	b := n.syncing[0]
+	n.syncing = n.syncing[1:]
+	n.applyDurable(b.ops)
+}
+
 func (n *node) applyDurable(ops []diskOp) {
 	for _, op := range ops {
 		if op.snap == nil {
@@ -629,7 +635,7 @@ func (s *Sim) roundTrip(m Message) Message {
 		return m
 	}
 	s.encBuf = b[:0]
-	out, err := s.cfg.Codec.Decode(append(make([]byte, 0, len(b)), b...))
+	out, err := s.cfg.Codec.Decode(bytes.Clone(b))
 	if err != nil {
 		s.fail("codec", fmt.Errorf("decode %T: %w", m, err))
 		return m
