@@ -21,7 +21,8 @@
 // Effects.SendEarly while its own write is still syncing, and asks for an
 // EventSynced (Effects.NotifySynced) after which it counts its own copy
 // toward a quorum. A leader's write and its followers' thus overlap, and a
-// one-member cluster still commits nothing before it is durable. A restarted node replays its journal (see the record format in
+// one-member cluster still commits nothing before it is durable. A
+// restarted node replays its journal (see the record format in
 // journal.go); a compaction saves a journal snapshot holding the whole
 // durable state, so it can replace every record before it.
 //

@@ -88,7 +88,8 @@ func encodeEntries(es []Entry) []byte {
 	return appendEntriesRecord(make([]byte, 0, entriesRecordSize(es)), es)
 }
 
-// entriesRecordSize bounds the encoded size of an entries record of es.
+// entriesRecordSize estimates the encoded size of an entries record of es
+// (varints may take more than it allows: see recordArena.entries).
 func entriesRecordSize(es []Entry) int { return 16 + entriesSize(es) + 4 }
 
 // appendEntriesRecord appends the entries record of es to dst.

@@ -19,7 +19,8 @@ import (
 // (node, t). Observations appear as "observe" fields of the event that made
 // them, in order; if any implements TraceStater, a "state" field follows
 // with the state the last of them announces. Kinds are start, recv, timer,
-// synced (machine events; synced carries its token), drop (a message lost on the way, with why), and notes:
+// synced (machine events; synced carries its token), drop (a message lost
+// on the way, with why), and notes:
 // crash, restart, pause, resume, partition, block, clog, unclog, heal,
 // network, failure. Messages are printed with %T%+v, so message types
 // should hold no pointers for traces to be byte-identical across runs (a

@@ -528,7 +528,7 @@ func (m *Nemesis) voteWon(s *sim.Sim) {
 	if !m.early && !won {
 		return
 	}
-	var voter sim.NodeID = raft.None
+	voter := raft.None
 	for _, id := range m.side {
 		if v := Replica(s, id); id != m.cand && v != nil && v.Term() == m.voteT && v.Vote() == m.cand {
 			voter = id

@@ -12,11 +12,7 @@ import (
 // sweepRun is one seed of the sweep: 3, 5 or 7 replicas (by seed) under a
 // plan that is drawn from the seed (swarm) or has every fault on.
 func sweepRun(seed uint64, phase time.Duration) error {
-	nodes := []int{3, 5, 7}[seed%3]
-	plan, kind := sim.SwarmPlan(seed, BaseNetwork, nodes), "swarm"
-	if seed%2 == 0 {
-		plan, kind = sim.AllFaults(BaseNetwork, nodes), "all"
-	}
+	nodes, plan, kind := sweepPlan(seed)
 	res := sim.New(Scenario(seed, nodes, plan, phase)).Run()
 	if res.Err != nil {
 		return fmt.Errorf("%d nodes, %s plan %v: %w", nodes, kind, plan, res.Err)
@@ -26,6 +22,16 @@ func sweepRun(seed uint64, phase time.Duration) error {
 			seed, nodes, kind, plan, res.Steps, res.Virtual, res.Stats)
 	}
 	return nil
+}
+
+// sweepPlan draws seed's cluster size and fault plan for the sweep: 3, 5
+// or 7 replicas, and a swarm plan or one with every fault on.
+func sweepPlan(seed uint64) (nodes int, plan sim.Plan, kind string) {
+	nodes = []int{3, 5, 7}[seed%3]
+	if seed%2 == 0 {
+		return nodes, sim.AllFaults(BaseNetwork, nodes), "all"
+	}
+	return nodes, sim.SwarmPlan(seed, BaseNetwork, nodes), "swarm"
 }
 
 // TestSimSweep sweeps Scenario: `go test ./raft/raftsim -run Sim` runs the
@@ -84,7 +90,7 @@ func TestDeterministic(t *testing.T) {
 		return sim.New(Scenario(3, 5, sim.AllFaults(BaseNetwork, 5), time.Second)).Run()
 	}
 	a, b := run(), run()
-	if a.Err != nil || a.Steps != b.Steps || a.Virtual != b.Virtual || a.Stats != b.Stats {
+	if a.Err != nil || a.Hash != b.Hash || a.Steps != b.Steps || a.Virtual != b.Virtual || a.Stats != b.Stats {
 		t.Errorf("runs differ or fail: %+v / %+v", a, b)
 	}
 }
@@ -123,11 +129,7 @@ func TestSimSharedMessages(t *testing.T) {
 		seeds = 6
 	}
 	simtest.Sweep(t, seeds, func(seed uint64) error {
-		nodes := []int{3, 5, 7}[seed%3]
-		plan := sim.SwarmPlan(seed, BaseNetwork, nodes)
-		if seed%2 == 0 {
-			plan = sim.AllFaults(BaseNetwork, nodes)
-		}
+		nodes, plan, _ := sweepPlan(seed)
 		cfg := Scenario(seed, nodes, plan, 3*time.Second)
 		copied := sim.New(cfg).Run()
 		cfg = Scenario(seed, nodes, plan, 3*time.Second)
