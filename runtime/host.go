@@ -268,13 +268,14 @@ func (h *host) finishBatch() error {
 		early := len(h.early) > 0
 		h.release(h.early)
 		h.early = h.early[:0]
-		if early && h.sync && h.cfg.Journal != nil {
-			// The transport's writers were just woken on this processor;
-			// let them put the early sends on the wire before this
-			// goroutine blocks in fsync, still holding the processor.
-			goruntime.Gosched()
-		}
 		if h.sync && h.cfg.Journal != nil {
+			if early {
+				// The transport's writers were just woken on this
+				// processor; let them put the early sends on the wire
+				// before this goroutine blocks in fsync, still holding
+				// the processor.
+				goruntime.Gosched()
+			}
 			if err := h.cfg.Journal.Sync(); err != nil {
 				return err
 			}

@@ -190,7 +190,9 @@ func (p *TCPPeers) readPeer(c net.Conn, deliver func(sim.NodeID, sim.Message) bo
 		for len(msgs) == 0 || frameBuffered(r) {
 			b, err := ReadFrame(r, nil, p.cfg.MaxFrame)
 			if err != nil {
-				p.deliverMsgs(from, msgs, deliver) // what came before the failure
+				if len(msgs) > 0 { // what came before the failure
+					p.deliverMsgs(from, msgs, deliver)
+				}
 				return err
 			}
 			msg, err := p.cfg.Codec.Decode(b)
@@ -214,6 +216,12 @@ func (p *TCPPeers) deliverMsgs(from sim.NodeID, msgs []sim.Message, deliver func
 	if p.deliverAll != nil {
 		return p.deliverAll(from, msgs)
 	}
+	return deliverEach(deliver, from, msgs)
+}
+
+// deliverEach delivers msgs one by one, stopping when deliver refuses one;
+// it reports whether all were delivered.
+func deliverEach(deliver func(sim.NodeID, sim.Message) bool, from sim.NodeID, msgs []sim.Message) bool {
 	for _, m := range msgs {
 		if !deliver(from, m) {
 			return false

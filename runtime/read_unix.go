@@ -34,12 +34,7 @@ func (s *TCPServer) readConn(c *tcpConn, deliverOne func(sim.NodeID, sim.Message
 	deliver := s.deliverAll
 	if deliver == nil {
 		deliver = func(from sim.NodeID, msgs []sim.Message) bool {
-			for _, m := range msgs {
-				if !deliverOne(from, m) {
-					return false
-				}
-			}
-			return true
+			return deliverEach(deliverOne, from, msgs)
 		}
 	}
 	var msgs []sim.Message
