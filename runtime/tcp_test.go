@@ -273,19 +273,10 @@ func TestHalfClosedClientGetsItsReplies(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- runtime.Run(ctx, runtime.Config{Machine: g, Transport: srv, Logger: quiet()}) }()
 
-	a, err := net.Dial("tcp", srv.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
+	a := dialT(t, srv.Addr().String())
 	a.Write(runtime.AppendFrame(nil, []byte("block"))) // the machine is now stuck in Step
 
-	b, err := net.Dial("tcp", srv.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	b.SetDeadline(time.Now().Add(10 * time.Second))
+	b := dialT(t, srv.Addr().String())
 	b.Write(runtime.AppendFrame(runtime.AppendFrame(nil, []byte("one")), []byte("two")))
 	b.(*net.TCPConn).CloseWrite()
 	// The interleaving under test: b's reader has queued both requests and
