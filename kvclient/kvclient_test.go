@@ -142,15 +142,43 @@ func TestBenchSmall(t *testing.T) {
 	}
 }
 
-// Values larger than the bench connection's read buffer come back whole.
+// Values larger than the bench connection's read buffer come back whole: a
+// response read short would put the connection out of step and fail the
+// run, and the values written are there to read.
 func TestBenchLargeValues(t *testing.T) {
 	addr := startServer(t, "")
-	res, err := kvclient.Bench(context.Background(), kvclient.BenchConfig{Addr: addr, Clients: 2, Ops: 60, Size: 200 << 10, Writes: 0.5, Keys: 3})
+	ctx := context.Background()
+	const size = 200 << 10
+	res, err := kvclient.Bench(ctx, kvclient.BenchConfig{Addr: addr, Clients: 2, Ops: 60, Size: size, Writes: 0.5, Keys: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res.Ops != 60 {
 		t.Fatalf("implausible result %+v", res)
+	}
+	checkBenchValues(t, addr, 3, size)
+}
+
+// checkBenchValues checks that each of the keys a bench run over keys keys
+// uses holds the bench's value of size bytes (its clients' choices are
+// seeded, and enough writes reach every key).
+func checkBenchValues(t *testing.T, addr string, keys, size int) {
+	t.Helper()
+	ctx := context.Background()
+	c, err := kvclient.Dial(ctx, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	want := make([]byte, size)
+	for i := range want {
+		want[i] = byte('a' + i%26)
+	}
+	for k := range keys {
+		key := fmt.Sprintf("key-%06d", k)
+		if v, ok, err := c.Get(ctx, key); err != nil || !ok || !bytes.Equal(v, want) {
+			t.Fatalf("after the run %s = %d bytes, %v, %v; want the bench's %d", key, len(v), ok, err, size)
+		}
 	}
 }
 
@@ -167,19 +195,7 @@ func TestBenchDuration(t *testing.T) {
 	if res.Ops == 0 || res.Writes == 0 || res.Writes == res.Ops || res.Elapsed > 5*time.Second {
 		t.Fatalf("implausible result %+v", res)
 	}
-	c, err := kvclient.Dial(ctx, addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	v, ok, err := c.Get(ctx, "key-000003")
-	want := make([]byte, 100)
-	for i := range want {
-		want[i] = byte('a' + i%26)
-	}
-	if err != nil || !ok || !bytes.Equal(v, want) {
-		t.Fatalf("after the run key-000003 = %q, %v, %v", v, ok, err)
-	}
+	checkBenchValues(t, addr, 5, 100)
 }
 
 func benchServer(b *testing.B, dir string, pipeline int) {
