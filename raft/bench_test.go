@@ -90,66 +90,6 @@ func BenchmarkStep(b *testing.B) {
 	b.ReportMetric(float64(ms1.Mallocs-ms0.Mallocs)/float64(msgs), "allocs/msg")
 }
 
-// BenchmarkSimStandard runs the standard scenario — 5 nodes, heartbeat
-// 50ms, election timeout 150–300ms, 100 proposals per virtual second, 1ms
-// delay with 1ms jitter, 1% loss — for 10 virtual seconds per iteration and
-// reports virtual seconds simulated per wall second.
-func BenchmarkSimStandard(b *testing.B) {
-	for _, mode := range []string{"plain", "codec+checkers"} {
-		b.Run(mode, func(b *testing.B) {
-			var virtual time.Duration
-			var steps uint64
-			value := []byte("benchmark-value") // the clients' data, shared: entries are immutable
-			for i := 0; i < b.N; i++ {
-				c := newCluster(uint64(i+1), 5, func(sc *sim.Config, rc *Config) {
-					sc.Network = sim.Network{Delay: time.Millisecond, Jitter: time.Millisecond, Loss: 0.01}
-					if mode == "plain" {
-						sc.Codec = nil
-						sc.Checkers = nil
-					}
-				})
-				if mode == "plain" {
-					c.s = sim.New(c.plainConfig(uint64(i + 1)))
-				}
-				start := c.s.Now()
-				for range 1000 {
-					if l := c.leader(); l != None {
-						c.nextID++
-						c.s.Inject(l, Propose{ID: c.nextID, Data: value})
-					}
-					if err := c.s.RunFor(10 * time.Millisecond); err != nil {
-						b.Fatal(err)
-					}
-				}
-				virtual += c.s.Now() - start
-				steps += c.s.Steps()
-				if c.maxCommit() < 900 {
-					b.Fatalf("only %d committed", c.maxCommit())
-				}
-			}
-			b.ReportMetric(virtual.Seconds()/b.Elapsed().Seconds(), "virtual-s/s")
-			b.ReportMetric(float64(steps)/virtual.Seconds(), "events/virtual-s")
-		})
-	}
-}
-
-// plainConfig is the standard scenario without codec round trips or
-// checkers.
-func (c *cluster) plainConfig(seed uint64) sim.Config {
-	rc := testConfig(5)
-	return sim.Config{
-		Seed:    seed,
-		Nodes:   5,
-		Network: sim.Network{Delay: time.Millisecond, Jitter: time.Millisecond, Loss: 0.01},
-		New: func(id sim.NodeID) sim.Machine {
-			cfg := rc
-			cfg.NewApp = func() Application { return &nopApp{} }
-			return New(id, cfg)
-		},
-	}
-}
-
-// nopApp counts applied entries; its snapshot is the count.
 type nopApp struct{ n uint64 }
 
 func (a *nopApp) Apply(uint64, []byte) { a.n++ }

@@ -196,18 +196,6 @@ func (c *cluster) commitOn(data string, limit time.Duration, ids ...sim.NodeID) 
 
 func (c *cluster) appOf(id sim.NodeID) *testApp { return c.node(id).app.(*testApp) }
 
-// maxCommit is the highest commit index of any live node: a lower bound of
-// what is committed right now.
-func (c *cluster) maxCommit() uint64 {
-	m := uint64(0)
-	for i := range c.n {
-		if r := c.node(sim.NodeID(i)); r != nil {
-			m = max(m, r.Commit())
-		}
-	}
-	return m
-}
-
 // msgName names a message's type without the package path's pointer
 // mark: a Node sends *AppendEntries where a decoded message is an
 // AppendEntries, and counts should not tell them apart.
