@@ -52,8 +52,13 @@ func TestCheckerCatchesSecondLeader(t *testing.T) {
 // rewritten in place (same length, same log epoch) is caught.
 func TestCheckerCatchesRewrittenLastEntry(t *testing.T) {
 	err := checkerCatches(t, func(c *cluster, l sim.NodeID) {
+		// (A changed copy in the leader's log alone: the entry itself
+		// may be shared with followers' logs.)
 		r := c.node(l)
-		r.log.at(r.log.len() - 1).Term = r.term + 7
+		e := *r.log.at(r.log.len() - 1)
+		e.Term = r.term + 7
+		p := r.log.off + r.log.len() - 1
+		r.log.refs[p>>logBlockShift][p&logBlockMask] = &e
 	})
 	if err == nil || !strings.Contains(err.Error(), "overwrote its entry") {
 		t.Fatalf("got %v, want the leader's overwritten entry", err)

@@ -8,8 +8,8 @@ import (
 	"pgregory.net/rapid"
 )
 
-// TestEntryLogModel: an entryLog under any sequence of appends,
-// truncations, prefix drops and slicing holds what a plain slice would, and
+// TestEntryLogModel: an entryLog under any sequence of appends (of
+// entries it points to, and of entries it stores itself), truncations, prefix drops and slicing holds what a plain slice would, and
 // a slice it handed out (as a message carries one) never changes afterwards
 // and has no spare capacity an append could write into. Small and odd-sized
 // operations cross block boundaries often.
@@ -21,7 +21,7 @@ func TestEntryLogModel(t *testing.T) {
 		var out []handed
 		next := uint64(1) // a distinct Index per appended entry, to tell entries apart
 		for range rapid.IntRange(1, 60).Draw(t, "ops") {
-			switch rapid.IntRange(0, 3).Draw(t, "op") {
+			switch rapid.IntRange(0, 4).Draw(t, "op") {
 			case 0:
 				es := make([]Entry, rapid.IntRange(0, 2*logBlock+3).Draw(t, "append"))
 				for i := range es {
@@ -30,6 +30,13 @@ func TestEntryLogModel(t *testing.T) {
 				}
 				l.append(es)
 				model = append(model, es...)
+			case 4:
+				for range rapid.IntRange(0, logBlock+3).Draw(t, "appendOwn") {
+					e := Entry{Index: next, Term: next * 7, Data: []byte{byte(next)}}
+					next++
+					l.appendOwn(&e)
+					model = append(model, e)
+				}
 			case 1:
 				i := rapid.IntRange(0, len(model)).Draw(t, "truncate")
 				// Half the time cut at the start of the block i falls in,
@@ -89,16 +96,41 @@ func sameEntry(a, b Entry) bool {
 func TestEntryLogTruncateAtBlockStart(t *testing.T) {
 	for _, cut := range []int{logBlock, logBlock + 3} {
 		var l entryLog
-		es := make([]Entry, logBlock+44)
-		for i := range es {
-			es[i] = Entry{Index: uint64(i + 1), Term: 1}
+		for i := range logBlock + 44 {
+			l.appendOwn(&Entry{Index: uint64(i + 1), Term: 1})
 		}
-		l.append(es)
 		s := l.slice(cut, cut+4)
+		if &s[0] != l.at(cut) {
+			t.Fatalf("cut at %d: the slice is a copy, not the log's own entries", cut)
+		}
 		l.truncate(cut)
-		l.append([]Entry{{Index: uint64(cut + 1), Term: 2}})
+		l.appendOwn(&Entry{Index: uint64(cut + 1), Term: 2})
 		if s[0].Term != 1 {
 			t.Errorf("cut at %d: a slice handed out before it now holds %+v", cut, s[0])
 		}
+	}
+}
+
+// TestEntryLogSharesEntries: entries appended from elsewhere (a message)
+// are not copied, and those a node appends itself go out in messages
+// without a copy, one block's worth at a time.
+func TestEntryLogSharesEntries(t *testing.T) {
+	var l entryLog
+	es := []Entry{{Index: 1, Term: 1}, {Index: 2, Term: 1}}
+	l.append(es)
+	if l.at(0) != &es[0] || l.at(1) != &es[1] {
+		t.Fatal("an appended entry was copied")
+	}
+	for i := range logBlock {
+		l.appendOwn(&Entry{Index: uint64(i + 3), Term: 2})
+	}
+	if s := l.slice(2, 5); &s[0] != l.at(2) || &s[2] != l.at(4) {
+		t.Error("a slice of entries stored in one block was copied")
+	}
+	if s := l.slice(1, 3); &s[0] == l.at(1) || &s[1] == l.at(2) {
+		t.Error("a slice reaching outside the log's own entries shares memory")
+	}
+	if s := l.slice(logBlock-1, logBlock+1); &s[0] == l.at(logBlock-1) {
+		t.Error("a slice spanning two blocks shares memory")
 	}
 }

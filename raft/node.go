@@ -424,7 +424,7 @@ func (n *Node) becomeLeader(out *sim.Effects) {
 // followers' run in parallel.
 func (n *Node) appendLocal(t EntryType, data []byte, out *sim.Effects) uint64 {
 	e := Entry{Index: n.lastIndex() + 1, Term: n.term, Type: t, Data: data}
-	n.log.append([]Entry{e})
+	n.log.appendOwn(&e)
 	n.persistEntries(n.log.slice(n.log.len()-1, n.log.len()), out)
 	out.NotifySynced(e.Index)
 	return e.Index
