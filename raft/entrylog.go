@@ -64,8 +64,9 @@ func (l *entryLog) append(es []Entry) {
 	}
 }
 
-// appendOwn adds a copy of *e after the last entry, stored by the log.
-func (l *entryLog) appendOwn(e *Entry) {
+// appendOwn adds a copy of *e after the last entry, stored by the log, and
+// returns the copy.
+func (l *entryLog) appendOwn(e *Entry) *Entry {
 	p := l.off + l.n
 	b := p >> logBlockShift
 	if p < l.ownEnd && b < len(l.own) {
@@ -85,6 +86,7 @@ func (l *entryLog) appendOwn(e *Entry) {
 	l.ownEnd = p + 1
 	*l.ref(p) = d
 	l.n++
+	return d
 }
 
 // slice returns entries lo..hi-1 (0 <= lo < hi <= len) as a slice that

@@ -126,6 +126,11 @@ func (a *recordArena) entries(es []Entry) []byte {
 			return rec
 		}
 	}
+	return a.batch(es)
+}
+
+// batch encodes the entries record of es, in the arena if it is small.
+func (a *recordArena) batch(es []Entry) []byte {
 	size := entriesRecordSize(es)
 	if size > arenaMaxRecord {
 		return encodeEntries(es)
