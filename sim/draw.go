@@ -28,10 +28,18 @@ func pcgInt64N(p *rand.PCG, n int64) int64 {
 	}
 	hi, lo := bits.Mul64(p.Uint64(), u)
 	if lo < u {
-		thresh := -u % u // 2⁶⁴ mod u
-		for lo < thresh {
-			hi, lo = bits.Mul64(p.Uint64(), u)
-		}
+		hi = pcgRetry(p, u, hi, lo)
 	}
 	return int64(hi)
+}
+
+// pcgRetry finishes pcgInt64N(p, u) for u not a power of two when its first
+// product, hi and lo, has lo < u (rare): it draws again while lo falls
+// below 2⁶⁴ mod u.
+func pcgRetry(p *rand.PCG, u, hi, lo uint64) uint64 {
+	thresh := -u % u // 2⁶⁴ mod u
+	for lo < thresh {
+		hi, lo = bits.Mul64(p.Uint64(), u)
+	}
+	return hi
 }

@@ -70,6 +70,15 @@ func (n *Network) sample(p *rand.PCG, r *rand.Rand) time.Duration {
 	return d
 }
 
+// plainNetwork reports whether n's delay is the most common kind, which
+// send draws itself: Delay plus a jitter that is not a power of two (those
+// take pcgInt64N's other branch), with no tail, reordering or duplication
+// (loss is drawn apart and may be anything).
+func plainNetwork(n Network) bool {
+	u := uint64(n.Jitter)
+	return n.Jitter > 0 && u&(u-1) != 0 && !(n.TailProb > 0) && !(n.Reorder > 0) && !(n.Duplicate > 0)
+}
+
 func (n Network) String() string {
 	return fmt.Sprintf("delay=%v+%v tail=%.3g×%v loss=%.3g dup=%.3g reorder=%.3g",
 		n.Delay, n.Jitter, n.TailProb, n.TailDelay, n.Loss, n.Duplicate, n.Reorder)

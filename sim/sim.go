@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"math/rand/v2"
 	"time"
 )
@@ -126,6 +127,7 @@ type Sim struct {
 	links    []linkState // links[from*n+to]
 	clogHeld []item
 	net      Network
+	netPlain bool       // see plainNetwork
 	netPCG   *rand.PCG  // the network's stream, for its per-message draws
 	netRng   *rand.Rand // the same stream, for its other draws
 	faultRng *rand.Rand
@@ -187,6 +189,7 @@ func New(cfg Config) *Sim {
 	s := &Sim{
 		cfg:      cfg,
 		net:      cfg.Network,
+		netPlain: plainNetwork(cfg.Network),
 		netPCG:   netPCG,
 		netRng:   rand.New(netPCG),
 		faultRng: Stream(cfg.Seed, streamFaults),
@@ -260,7 +263,10 @@ func (s *Sim) Rand() *rand.Rand { return s.workRng }
 func (s *Sim) Network() Network { return s.net }
 
 // SetNetwork replaces the network model for messages sent from now on.
-func (s *Sim) SetNetwork(n Network) { s.net = n; s.traceNote("network", n.String()) }
+func (s *Sim) SetNetwork(n Network) {
+	s.net, s.netPlain = n, plainNetwork(n)
+	s.traceNote("network", n.String())
+}
 
 // Err is the first checker failure, or nil.
 func (s *Sim) Err() error {
@@ -613,7 +619,20 @@ func (s *Sim) send(from NodeID, inc uint32, to NodeID, m Message, departAt time.
 	}
 	s.stats.InFlight++
 	for dup := false; ; dup = true {
-		b := s.push(departAt+s.net.sample(s.netPCG, s.netRng), m)
+		var d time.Duration
+		if s.netPlain {
+			// Network.sample's one draw, made here: the call to sample
+			// and its own call to pcgInt64N cost more than the draw.
+			u := uint64(s.net.Jitter)
+			hi, lo := bits.Mul64(s.netPCG.Uint64(), u)
+			if lo < u {
+				hi = pcgRetry(s.netPCG, u, hi, lo)
+			}
+			d = s.net.Delay + time.Duration(hi)
+		} else {
+			d = s.net.sample(s.netPCG, s.netRng)
+		}
+		b := s.push(departAt+d, m)
 		b.kind, b.node, b.from, b.inc = itemMessage, to, from, inc
 		b.departAt, b.sentAt, b.msgID = departAt, s.now, s.stats.Sent
 		// The network may deliver a message twice, never more.
