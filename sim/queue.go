@@ -147,18 +147,29 @@ func (q *queue) push(at time.Duration, seq uint64, msg Message) *itemBody {
 
 // popKey removes the earliest key and returns it.
 func (q *queue) popKey() qkey {
+	if q.heap {
+		return q.popHeap()
+	}
+	return q.popLast()
+}
+
+// popLast is popKey for a sorted array, small enough to inline (popKey
+// is not): the earliest key is the last.
+func (q *queue) popLast() qkey {
+	k := q.keys[len(q.keys)-1]
+	q.keys = q.keys[:len(q.keys)-1]
+	return k
+}
+
+// popHeap is popKey for a heap.
+func (q *queue) popHeap() qkey {
 	last := len(q.keys) - 1
-	var k qkey
-	if !q.heap {
-		k = q.keys[last]
-	} else {
-		k = q.keys[0]
-		if last > 0 {
-			q.replaceTop(q.keys[last])
-		}
+	k := q.keys[0]
+	if last > 0 {
+		q.replaceTop(q.keys[last])
 	}
 	q.keys = q.keys[:last]
-	if q.heap && last < sortedMin {
+	if last < sortedMin {
 		q.toSorted()
 	}
 	return k

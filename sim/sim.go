@@ -314,8 +314,14 @@ func (s *Sim) Step() bool {
 
 // step processes the next queued event; the queue must not be empty.
 func (s *Sim) step() {
+	var k qkey
+	if s.q.heap { // (popKey, with its common case inline)
+		k = s.q.popHeap()
+	} else {
+		k = s.q.popLast()
+	}
 	var it item
-	s.q.take(s.q.popKey(), &it)
+	s.q.take(k, &it)
 	s.now = it.at
 	s.steps++
 	var happened bool
