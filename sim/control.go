@@ -130,7 +130,7 @@ func (s *Sim) Resume(id NodeID) {
 		// Keep each item's sequence number: it goes before anything queued
 		// for this instant after it was, so the node's notifications and
 		// messages stay in order.
-		*s.q.push(s.now, it.seq, it.msg) = it.itemBody
+		*s.q.pushOld(s.now, it.seq, it.msg) = it.itemBody
 	}
 	n.held = nil
 }

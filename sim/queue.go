@@ -101,10 +101,13 @@ func (q *queue) len() int { return len(q.keys) }
 
 // push queues an item with key (at, seq) and message msg, and returns its
 // body, zeroed, for the caller to fill in at once (the pointer is good until
-// the next push). Callers fill it field by field: building a body elsewhere
-// and copying it in would read back, as one block, a struct just written
-// field by field, a load the processor cannot serve from its pending
-// stores, and that stall cost more than the rest of the push.
+// the next push). seq must exceed that of every item queued, as it does
+// when callers number items in the order they push them (pushOld takes
+// the others). Callers fill the body field by field:
+// building a body elsewhere and copying it in would read back, as one
+// block, a struct just written field by field, a load the processor cannot
+// serve from its pending stores, and that stall cost more than the rest of
+// the push.
 func (q *queue) push(at time.Duration, seq uint64, msg Message) *itemBody {
 	var slot uint32
 	if n := len(q.free); n > 0 {
@@ -130,13 +133,33 @@ func (q *queue) push(at time.Duration, seq uint64, msg Message) *itemBody {
 		return b
 	}
 	// Insert into the sorted array: the keys earlier than k move up one.
+	// As k's seq exceeds every queued seq, a key is earlier than k if its
+	// time is no later: one comparison rather than two.
 	keys := q.keys
 	i := len(keys) - 1
-	for i > 0 && keys[i-1].less(&k) {
+	for i > 0 && keys[i-1].at <= at {
 		keys[i] = keys[i-1]
 		i--
 	}
 	keys[i] = k
+	return b
+}
+
+// pushOld is push for an item that keeps the seq it was numbered with
+// earlier (see Resume), below those of items queued since.
+func (q *queue) pushOld(at time.Duration, seq uint64, msg Message) *itemBody {
+	b := q.push(at, seq, msg)
+	if q.heap {
+		return b // the heap compares seqs
+	}
+	// push put the key first (latest) among those of its time, as if it
+	// were the newest: move it past the keys of its time that are newer.
+	keys := q.keys
+	i := slices.IndexFunc(keys, func(k qkey) bool { return k.seq == seq })
+	for i+1 < len(keys) && keys[i+1].at == at && keys[i+1].seq > seq {
+		keys[i], keys[i+1] = keys[i+1], keys[i]
+		i++
+	}
 	return b
 }
 

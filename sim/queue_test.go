@@ -235,3 +235,39 @@ func TestPushedBodyIsZeroed(t *testing.T) {
 		t.Fatalf("a reused slot's body is %+v, want it zeroed", *b)
 	}
 }
+
+// TestPushOld checks that items pushed again with the seq they had before
+// (as Resume does) pop in (at, seq) order among items numbered since, with
+// the keys a sorted array and a heap.
+func TestPushOld(t *testing.T) {
+	for _, n := range []int{3, sortedMax + 8} {
+		var q queue
+		var want []uint64
+		// Items numbered 10, 20, ... at time 1, and as many at time 2.
+		for i := range n {
+			q.push(1, uint64(10*(i+1)), nil)
+			q.push(2, uint64(10*(n+i+1)), nil)
+		}
+		// Older items, at time 1: before, between and after those there.
+		for _, seq := range []uint64{5, 15, uint64(10*n + 5)} {
+			q.pushOld(1, seq, nil)
+		}
+		for i := range n {
+			want = append(want, uint64(10*(i+1)))
+		}
+		want = append(want, 5, 15, uint64(10*n+5))
+		slices.Sort(want)
+		for i := range n {
+			want = append(want, uint64(10*(n+i+1)))
+		}
+		var got []uint64
+		for q.len() > 0 {
+			var it item
+			q.take(q.popKey(), &it)
+			got = append(got, it.seq)
+		}
+		if diff := gocmp.Diff(want, got); diff != "" {
+			t.Errorf("%d items a time: popped seqs (-want +got):\n%s", n, diff)
+		}
+	}
+}
