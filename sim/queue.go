@@ -109,40 +109,59 @@ func (q *queue) len() int { return len(q.keys) }
 // serve from its pending stores, and that stall cost more than the rest of
 // the push.
 func (q *queue) push(at time.Duration, seq uint64, msg Message) *itemBody {
-	var slot uint32
-	if n := len(q.free); n > 0 {
-		slot = q.free[n-1]
-		q.free = q.free[:n-1]
-	} else {
-		slot = uint32(len(q.bodies))
-		q.bodies = append(q.bodies, itemBody{})
-		q.msgs = append(q.msgs, nil)
+	if len(q.free) == 0 || q.heap || len(q.keys) == cap(q.keys) || len(q.keys) == sortedMax {
+		// The rare cases, apart: a function that may call another
+		// saves its arguments on entry, however rare the call.
+		return q.pushRare(at, seq, msg)
 	}
-	b := &q.bodies[slot]
-	*b = itemBody{}
-	if msg != nil || q.msgs[slot] != nil {
-		q.msgs[slot] = msg
-	}
-	k := qkey{at: at, seq: seq, slot: slot}
-	if !q.heap && len(q.keys) == sortedMax {
-		q.toHeap()
-	}
-	q.keys = append(q.keys, k)
-	if q.heap {
-		q.up(len(q.keys) - 1)
-		return b
-	}
-	// Insert into the sorted array: the keys earlier than k move up one.
-	// As k's seq exceeds every queued seq, a key is earlier than k if its
-	// time is no later: one comparison rather than two.
-	keys := q.keys
+	slot, b := q.slot(msg)
+	// Insert into the sorted array: the keys earlier than the new one move
+	// up one. As seq exceeds every queued seq, a key is earlier if its time
+	// is no later: one comparison rather than two.
+	keys := q.keys[:len(q.keys)+1]
+	q.keys = keys
 	i := len(keys) - 1
 	for i > 0 && keys[i-1].at <= at {
 		keys[i] = keys[i-1]
 		i--
 	}
-	keys[i] = k
+	keys[i] = qkey{at: at, seq: seq, slot: slot}
 	return b
+}
+
+// pushRare is push when there is no free slot, the sorted array is full
+// (to its capacity, or to sortedMax and becomes a heap) or a heap.
+func (q *queue) pushRare(at time.Duration, seq uint64, msg Message) *itemBody {
+	if len(q.free) == 0 {
+		q.free = append(q.free, uint32(len(q.bodies)))
+		q.bodies = append(q.bodies, itemBody{})
+		q.msgs = append(q.msgs, nil)
+	}
+	if !q.heap && len(q.keys) == sortedMax {
+		q.toHeap()
+	}
+	q.keys = slices.Grow(q.keys, 1)
+	if !q.heap {
+		return q.push(at, seq, msg) // its common case now
+	}
+	slot, b := q.slot(msg)
+	q.keys = append(q.keys, qkey{at: at, seq: seq, slot: slot})
+	q.up(len(q.keys) - 1)
+	return b
+}
+
+// slot takes a free slot for an item with message msg and returns it and
+// its body, zeroed.
+func (q *queue) slot(msg Message) (uint32, *itemBody) {
+	n := len(q.free) - 1
+	slot := q.free[n]
+	q.free = q.free[:n]
+	b := &q.bodies[slot]
+	*b = itemBody{}
+	if msg != nil || q.msgs[slot] != nil {
+		q.msgs[slot] = msg
+	}
+	return slot, b
 }
 
 // pushOld is push for an item that keeps the seq it was numbered with
