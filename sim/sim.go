@@ -313,25 +313,35 @@ func (s *Sim) Step() bool {
 }
 
 // step processes the next queued event; the queue must not be empty.
-func (s *Sim) step() {
-	var k qkey
-	if s.q.heap { // (popKey, with its common case inline)
-		k = s.q.popHeap()
-	} else {
-		k = s.q.popLast()
-	}
-	var it item
-	s.q.take(k, &it)
-	s.now = it.at
-	s.steps++
-	var happened bool
-	if it.kind == itemMessage {
-		happened = s.deliver(&it) // most items: one call fewer than through dispatch
-	} else {
-		happened = s.dispatch(&it)
-	}
-	if happened && len(s.cfg.Checkers) > 0 {
-		s.check()
+func (s *Sim) step() { s.stepTo(s.q.nextAt(), true) }
+
+// stepTo processes the queued events due by end, in order, until a checker
+// fails; with one set, only the next. (Callers that run many events loop
+// here rather than call once per event.)
+func (s *Sim) stepTo(end time.Duration, one bool) {
+	for s.failure == nil && s.q.len() > 0 && s.q.nextAt() <= end {
+		var k qkey
+		if s.q.heap { // (popKey, with its common case inline)
+			k = s.q.popHeap()
+		} else {
+			k = s.q.popLast()
+		}
+		var it item
+		s.q.take(k, &it)
+		s.now = it.at
+		s.steps++
+		var happened bool
+		if it.kind == itemMessage {
+			happened = s.deliver(&it) // most items: one call fewer than through dispatch
+		} else {
+			happened = s.dispatch(&it)
+		}
+		if happened && len(s.cfg.Checkers) > 0 {
+			s.check()
+		}
+		if one {
+			return
+		}
 	}
 }
 
@@ -339,9 +349,7 @@ func (s *Sim) step() {
 // of the interval. It returns the first checker failure.
 func (s *Sim) RunFor(d time.Duration) error {
 	end := s.now + d
-	for s.failure == nil && s.q.len() > 0 && s.q.nextAt() <= end {
-		s.step()
-	}
+	s.stepTo(end, false)
 	if s.failure == nil && end > s.now {
 		s.now = end
 	}
