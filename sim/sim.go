@@ -319,6 +319,7 @@ func (s *Sim) step() { s.stepTo(s.q.nextAt(), true) }
 // fails; with one set, only the next. (Callers that run many events loop
 // here rather than call once per event.)
 func (s *Sim) stepTo(end time.Duration, one bool) {
+	var it item // (declared once: take fills every field)
 	for s.failure == nil && s.q.len() > 0 && s.q.nextAt() <= end {
 		var k qkey
 		if s.q.heap { // (popKey, with its common case inline)
@@ -326,7 +327,6 @@ func (s *Sim) stepTo(end time.Duration, one bool) {
 		} else {
 			k = s.q.popLast()
 		}
-		var it item
 		s.q.take(k, &it)
 		s.now = it.at
 		s.steps++
