@@ -140,7 +140,8 @@ type Sim struct {
 	failure  *Failure
 
 	// The id and send time of the message being delivered, for the trace
-	// (scalars, so the item being dispatched stays on Step's stack).
+	// (scalars, so the item being dispatched stays on Step's stack); set
+	// only when tracing.
 	deliveringID   uint64
 	deliveringSent time.Duration
 
@@ -482,9 +483,10 @@ func (s *Sim) deliver(it *item) bool {
 	}
 	s.stats.InFlight--
 	s.stats.Delivered++
-	s.deliveringID, s.deliveringSent = it.msgID, it.sentAt
+	if s.tracer != nil { // (only the trace reads them)
+		s.deliveringID, s.deliveringSent = it.msgID, it.sentAt
+	}
 	s.stepMachine(n, Event{Kind: EventMessage, From: it.from, Msg: it.msg})
-	s.deliveringID = 0
 	return true
 }
 
@@ -558,8 +560,12 @@ func (s *Sim) stepMachine(n *node, ev Event) {
 		b := s.push(departAt, nil)
 		b.kind, b.node, b.inc, b.msgID = itemSynced, n.id, n.inc, e.NotifyToken
 	}
-	for _, op := range e.Timers {
-		s.setTimer(n, op)
+	// (Most events set no timers and observe nothing: testing the length
+	// first skips setting up the loop.)
+	if len(e.Timers) > 0 {
+		for _, op := range e.Timers {
+			s.setTimer(n, op)
+		}
 	}
 	for i := range e.Sends {
 		snd := &e.Sends[i]
@@ -569,8 +575,10 @@ func (s *Sim) stepMachine(n *node, ev Event) {
 			s.send(n.id, n.inc, snd.To, snd.Msg, departAt)
 		}
 	}
-	for _, o := range e.Observations {
-		s.obs = append(s.obs, Observation{At: s.now, Node: n.id, Value: o})
+	if len(e.Observations) > 0 {
+		for _, o := range e.Observations {
+			s.obs = append(s.obs, Observation{At: s.now, Node: n.id, Value: o})
+		}
 	}
 	e.carriedOut()
 }
