@@ -103,11 +103,10 @@ func (q *queue) len() int { return len(q.keys) }
 // body, zeroed, for the caller to fill in at once (the pointer is good until
 // the next push). seq must exceed that of every item queued, as it does
 // when callers number items in the order they push them (pushOld takes
-// the others). Callers fill the body field by field:
-// building a body elsewhere and copying it in would read back, as one
-// block, a struct just written field by field, a load the processor cannot
-// serve from its pending stores, and that stall cost more than the rest of
-// the push.
+// the others). Callers fill the body field by field: building a body
+// elsewhere and copying it in would read back, as one block, a struct just
+// written field by field, a load the processor cannot serve from its
+// pending stores, and that stall cost more than the rest of the push.
 func (q *queue) push(at time.Duration, seq uint64, msg Message) *itemBody {
 	if len(q.free) == 0 || q.heap || len(q.keys) == cap(q.keys) || len(q.keys) == sortedMax {
 		// The rare cases, apart: a function that may call another
