@@ -105,8 +105,11 @@ func appendEntriesRecord(dst []byte, es []Entry) []byte {
 // a node appending one record per message does not allocate one per
 // message. A record is never modified once it is handed to the host, and
 // the arena never writes a byte twice: records share a chunk's backing
-// array, never bytes, and each is clipped so that an append to it cannot
-// reach its neighbour.
+// array, never bytes. A record keeps the capacity of the rest of its chunk,
+// so that a host can tell that consecutive records lie back to back (the
+// simulator's durable journal keeps such a run as one slice); the host
+// never writes to a record (see sim.Effects.Append), and the journal a
+// machine boots with holds records clipped to their length.
 type recordArena struct{ buf []byte }
 
 // A chunk is one allocation size class. A small one wastes little at its
@@ -147,7 +150,7 @@ func (a *recordArena) batch(es []Entry) []byte {
 		return rec // reallocated by append: not in the arena
 	}
 	a.buf = a.buf[:len(a.buf)+len(rec)]
-	return rec[:len(rec):len(rec)]
+	return rec
 }
 
 // oneEntry encodes the entries record of the single entry e if its head
@@ -180,11 +183,11 @@ func (a *recordArena) oneEntry(e *Entry) []byte {
 		a.buf = make([]byte, 0, arenaChunk)
 	}
 	start := len(a.buf)
-	b := a.buf[start : start+size : start+size]
+	a.buf = a.buf[:start+size]
+	b := a.buf[start:]                  // the record, with the chunk's free space as capacity
 	binary.LittleEndian.PutUint64(b, w) // size >= 10: the data and checksum overwrite what lies past the head
 	copy(b[h:], e.Data)
 	binary.LittleEndian.PutUint32(b[size-4:], crc32.Checksum(b[:size-4], castagnoli))
-	a.buf = a.buf[:start+size]
 	return b
 }
 

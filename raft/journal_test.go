@@ -3,6 +3,7 @@ package raft
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"hash/crc32"
 	"math/rand/v2"
 	"testing"
@@ -125,14 +126,15 @@ func TestEntriesRecordBytes(t *testing.T) {
 }
 
 // TestRecordArena: records carved from the arena are byte-for-byte the
-// records encodeEntries makes, each clipped to its own bytes, and later
-// records never overwrite earlier ones (entries with huge terms and
-// indices make the varints longer than the size hint).
+// records encodeEntries makes, their spare capacity is only arena space not
+// handed out yet, and later records never overwrite earlier ones (entries
+// with huge terms and indices make the varints longer than the size hint).
 func TestRecordArena(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		var a recordArena
 		var recs, want [][]byte
 		for range rapid.IntRange(1, 300).Draw(t, "records") {
+			before := a.buf
 			first := rapid.Uint64Range(1, maxIndex).Draw(t, "first")
 			es := make([]Entry, rapid.IntRange(1, 4).Draw(t, "entries"))
 			for i := range es {
@@ -141,8 +143,8 @@ func TestRecordArena(t *testing.T) {
 					Data: rapid.SliceOfN(rapid.Byte(), 0, 300).Draw(t, "data")}
 			}
 			rec := a.entries(es)
-			if len(rec) != cap(rec) {
-				t.Fatalf("record has spare capacity %d", cap(rec)-len(rec))
+			if err := checkArenaRecord(before, a.buf, rec); err != nil {
+				t.Fatal(err)
 			}
 			recs, want = append(recs, rec), append(want, encodeEntries(es))
 		}
@@ -170,6 +172,7 @@ func TestOneEntryRecord(t *testing.T) {
 					}
 					e := Entry{Index: first, Term: term, Type: typ, Data: data}
 					want := encodeEntries([]Entry{e})
+					before := a.buf
 					used := len(a.buf)
 					rec := a.oneEntry(&e)
 					if fits := first < 1<<21 && term < 1<<7 && n < 1<<7; (rec != nil) != fits {
@@ -184,8 +187,8 @@ func TestOneEntryRecord(t *testing.T) {
 					if diff := cmp.Diff(want, rec); diff != "" {
 						t.Fatalf("first %d term %d len %d type %d: record differs (-want +got):\n%s", first, term, n, typ, diff)
 					}
-					if len(rec) != cap(rec) {
-						t.Fatalf("first %d term %d len %d: record has spare capacity %d", first, term, n, cap(rec)-len(rec))
+					if err := checkArenaRecord(before, a.buf, rec); err != nil {
+						t.Fatalf("first %d term %d len %d: %v", first, term, n, err)
 					}
 					all = append(all, made{rec, want})
 				}
@@ -197,6 +200,33 @@ func TestOneEntryRecord(t *testing.T) {
 			t.Fatalf("record %d was overwritten by a later one", i)
 		}
 	}
+}
+
+// checkArenaRecord checks rec, just made by an arena that was before and
+// is now after: a record carved from the arena ends where the arena's used
+// bytes end and follows the bytes handed out before it in the same chunk,
+// or starts a new chunk (so that the simulator's journal finds consecutive
+// records back to back), and its spare capacity is exactly the arena's
+// free space, which the arena writes only as later records. A record not
+// carved from the arena leaves the arena as it was.
+func checkArenaRecord(before, after, rec []byte) error {
+	inArena := len(rec) > 0 && len(after) >= len(rec) && &after[len(after)-len(rec)] == &rec[0]
+	if !inArena {
+		if len(after) != len(before) || cap(after) != cap(before) {
+			return fmt.Errorf("record of %d bytes not at the arena's end, yet the arena went from %d/%d to %d/%d bytes",
+				len(rec), len(before), cap(before), len(after), cap(after))
+		}
+		return nil
+	}
+	sameChunk := len(before) > 0 && cap(after) == cap(before) && &after[0] == &before[0]
+	if sameChunk && len(after) != len(before)+len(rec) || !sameChunk && len(after) != len(rec) {
+		return fmt.Errorf("record of %d bytes does not follow the %d bytes before it in its chunk (same chunk %v, now %d)",
+			len(rec), len(before), sameChunk, len(after))
+	}
+	if cap(rec)-len(rec) != cap(after)-len(after) {
+		return fmt.Errorf("record has spare capacity %d, the arena %d free", cap(rec)-len(rec), cap(after)-len(after))
+	}
+	return nil
 }
 
 // BenchmarkEntriesRecord measures the journal record of one appended entry

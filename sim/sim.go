@@ -528,7 +528,9 @@ func (s *Sim) stepMachine(n *node, ev Event) {
 			n.pending = n.pending[:0] // the journal copied the records out
 		}
 		for _, rec := range e.Appends {
-			n.durable.records.append(rec)
+			if !n.durable.records.join(rec) { // (append, with its common case inlined)
+				n.durable.records.appendSlow(rec)
+			}
 		}
 		if e.Snapshot != nil {
 			n.durable.applySnapshot(e.Snapshot)
