@@ -69,11 +69,7 @@ func (s *Sim) crash(id NodeID, torn bool) {
 	for len(n.syncing) > 0 && n.syncing[0].done <= s.now {
 		n.finishSync()
 	}
-	var unsynced []diskOp
-	for _, b := range n.syncing {
-		unsynced = append(unsynced, b.ops...)
-	}
-	unsynced = append(unsynced, n.pending...)
+	unsynced := n.unsynced[n.applied:]
 	kept := 0
 	if torn && len(unsynced) > 0 {
 		kept = s.faultRng.IntN(len(unsynced))
@@ -84,7 +80,7 @@ func (s *Sim) crash(id NodeID, torn bool) {
 	n.crashAt = append(n.crashAt, s.now)
 	n.inc++
 	n.timers = n.timers[:0]
-	n.pending, n.syncing, n.lastDone = nil, nil, 0
+	n.unsynced, n.applied, n.nsyncing, n.syncing, n.lastDone = nil, 0, 0, nil, 0
 	for i := range n.held {
 		if n.held[i].kind == itemMessage {
 			s.stats.InFlight--

@@ -93,9 +93,11 @@ type diskOp struct {
 	snap *SnapshotOp
 }
 
+// syncBatch is a sync in progress: it completes at done and makes the n
+// oldest writes of its node's unsynced ones durable.
 type syncBatch struct {
 	done time.Duration
-	ops  []diskOp
+	n    int
 }
 
 type node struct {
@@ -110,9 +112,15 @@ type node struct {
 	drift   int64
 	held    []item // events that arrived while paused
 
-	durable  durableJournal
-	pending  []diskOp    // written, no sync requested yet
-	syncing  []syncBatch // sync requested, not yet complete
+	durable durableJournal
+	// unsynced[applied:] are the writes not yet durable, oldest first:
+	// nsyncing of them in the syncs in progress, the rest pending, with no
+	// sync requested yet. One array for all, reused, rather than one per
+	// sync handed from pending to syncing.
+	unsynced []diskOp
+	applied  int
+	nsyncing int
+	syncing  []syncBatch // syncs requested, not yet complete, oldest first
 	lastDone time.Duration
 }
 
@@ -520,12 +528,8 @@ func (s *Sim) stepMachine(n *node, ev Event) {
 		// The sync completes at once and nothing is ahead of it: the
 		// writes pending from earlier events, then this event's, go
 		// straight to the durable journal.
-		if len(n.pending) > 0 {
-			n.applyDurable(n.pending)
-			for i := range n.pending {
-				n.pending[i] = diskOp{} // not clear(): see Effects.Reset
-			}
-			n.pending = n.pending[:0] // the journal copied the records out
+		if pending := len(n.unsynced) - n.applied; pending > 0 {
+			n.makeDurable(pending)
 		}
 		for _, rec := range e.Appends {
 			if !n.durable.records.join(rec) { // (append, with its common case inlined)
@@ -537,20 +541,20 @@ func (s *Sim) stepMachine(n *node, ev Event) {
 		}
 	} else {
 		for _, rec := range e.Appends {
-			n.pending = append(n.pending, diskOp{rec: rec})
+			n.unsynced = append(n.unsynced, diskOp{rec: rec})
 		}
 		if e.Snapshot != nil {
-			n.pending = append(n.pending, diskOp{snap: e.Snapshot})
+			n.unsynced = append(n.unsynced, diskOp{snap: e.Snapshot})
 		}
-		if syncs && len(n.pending) > 0 {
+		if pending := len(n.unsynced) - n.applied - n.nsyncing; syncs && pending > 0 {
 			// Either syncs take time or earlier ones are still running:
 			// this one completes after both.
 			done := max(s.now+s.cfg.SyncLatency, n.lastDone)
-			n.syncing = append(n.syncing, syncBatch{done: done, ops: n.pending})
+			n.syncing = append(n.syncing, syncBatch{done: done, n: pending})
+			n.nsyncing += pending
 			b := s.push(done, nil)
 			b.kind, b.node, b.inc = itemSyncDone, n.id, n.inc
 			n.lastDone = done
-			n.pending = nil // the batch owns the slice now
 		}
 	}
 	departAt := s.now
@@ -588,8 +592,23 @@ func (s *Sim) stepMachine(n *node, ev Event) {
 // finishSync completes the oldest sync in progress: its writes are durable.
 func (n *node) finishSync() {
 	b := n.syncing[0]
-	n.syncing = n.syncing[1:]
-	n.applyDurable(b.ops)
+	copy(n.syncing, n.syncing[1:]) // a few batches at most: keep the array
+	n.syncing = n.syncing[:len(n.syncing)-1]
+	n.nsyncing -= b.n
+	n.makeDurable(b.n)
+}
+
+// makeDurable makes the k oldest unsynced writes durable.
+func (n *node) makeDurable(k int) {
+	ops := n.unsynced[n.applied : n.applied+k]
+	n.applyDurable(ops)
+	for i := range ops {
+		ops[i] = diskOp{} // the journal has what it needs; not clear(): see Effects.Reset
+	}
+	n.applied += k
+	if n.applied == len(n.unsynced) {
+		n.unsynced, n.applied = n.unsynced[:0], 0
+	}
 }
 
 func (n *node) applyDurable(ops []diskOp) {

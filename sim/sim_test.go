@@ -387,6 +387,66 @@ func TestTornCrashKeepsAPrefix(t *testing.T) {
 	}
 }
 
+// TestCrashDuringSyncsKeepsAPrefix: with syncs that take time and overlap,
+// a crash leaves durable exactly the writes whose syncs had completed, and
+// a torn crash those and a prefix of the rest, in the order written: writes
+// of syncs in progress first, then pending ones, never all of them.
+func TestCrashDuringSyncsKeepsAPrefix(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		const latency = 5 * time.Millisecond
+		s := New(Config{Seed: rapid.Uint64().Draw(t, "seed"), Nodes: 1, New: probes(1, 0), SyncLatency: latency})
+		s.RunFor(time.Millisecond)
+		type syncing struct {
+			done time.Duration
+			upTo int // writes durable once it completes
+		}
+		var written []string // since the last boot, after what it booted with
+		var syncs []syncing
+		var lastDone time.Duration
+		base := 0 // writes durable at the last boot
+		for i := range rapid.IntRange(1, 40).Draw(t, "steps") {
+			switch rapid.IntRange(0, 5).Draw(t, fmt.Sprint("op", i)) {
+			case 0, 1: // a crash, plain or torn
+				torn := rapid.Bool().Draw(t, fmt.Sprint("torn", i))
+				synced := base
+				for _, y := range syncs {
+					if y.done <= s.Now() {
+						synced = y.upTo
+					}
+				}
+				if torn {
+					s.CrashTorn(0)
+				} else {
+					s.Crash(0)
+				}
+				got := toStrings(s.Durable(0).Records)
+				all := len(written)
+				if n := len(got); n < synced || n > all || n == all && n > synced || !torn && n != synced || !slices.Equal(got, written[:n]) {
+					t.Fatalf("crash (torn %v) at %v after %q, %d of them synced: recovered %q", torn, s.Now(), written, synced, got)
+				}
+				s.Restart(0)
+				written, syncs, lastDone, base = got, nil, 0, len(got)
+			default:
+				c := cmd{SendTo: -1, Sync: rapid.Bool().Draw(t, fmt.Sprint("sync", i))}
+				for j := range rapid.IntRange(0, 3).Draw(t, fmt.Sprint("n", i)) {
+					c.Records = append(c.Records, fmt.Sprintf("r%d.%d", i, j))
+				}
+				written = append(written, c.Records...)
+				covered := base
+				if len(syncs) > 0 {
+					covered = syncs[len(syncs)-1].upTo
+				}
+				if c.Sync && len(written) > covered {
+					lastDone = max(s.Now()+latency, lastDone)
+					syncs = append(syncs, syncing{lastDone, len(written)})
+				}
+				s.Inject(0, c)
+			}
+			s.RunFor(time.Duration(rapid.IntRange(0, 4).Draw(t, fmt.Sprint("wait", i))) * time.Millisecond)
+		}
+	})
+}
+
 func TestSnapshotReplacesPrefix(t *testing.T) {
 	s := New(Config{Seed: 1, Nodes: 1, New: probes(1, 0)})
 	s.RunFor(time.Millisecond)
