@@ -62,7 +62,7 @@ const runStart = 1<<16 - 1
 const (
 	minRunChunk = 16
 	maxRunChunk = 1024
-	minLenChunk = 64
+	minLenChunk = 256
 	maxLenChunk = 8192
 )
 

@@ -84,7 +84,7 @@ func TestDurableJournal(t *testing.T) {
 		g := recordGen{chunk: rapid.SampledFrom([]int{16, 64, 4096}).Draw(t, "chunk")}
 		for range rapid.IntRange(0, 20).Draw(t, "runs") {
 			if rapid.IntRange(0, 4).Draw(t, "op") > 0 {
-				for range rapid.IntRange(0, 3*minLenChunk).Draw(t, "appends") {
+				for range rapid.IntRange(0, minLenChunk).Draw(t, "appends") {
 					rec := g.draw(t)
 					d.records.append(rec)
 					want.Records = append(want.Records, bytes.Clone(rec))
