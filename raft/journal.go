@@ -184,11 +184,12 @@ func (a *recordArena) oneEntry(e *Entry) []byte {
 	}
 	start := len(a.buf)
 	a.buf = a.buf[:start+size]
-	b := a.buf[start:]                  // the record, with the chunk's free space as capacity
+	rec := a.buf[start:]                // with the chunk's free space as capacity
+	b := rec[:size:size]                // (written through a clipped view: cheaper bounds)
 	binary.LittleEndian.PutUint64(b, w) // size >= 10: the data and checksum overwrite what lies past the head
 	copy(b[h:], e.Data)
 	binary.LittleEndian.PutUint32(b[size-4:], crc32.Checksum(b[:size-4], castagnoli))
-	return b
+	return rec
 }
 
 // reader decodes varint fields, remembering the first error.

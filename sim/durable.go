@@ -85,7 +85,7 @@ func (l *recordLog) join(rec []byte) bool {
 	// (The run's slice reaches no further than runStart-1 bytes past its
 	// first record, so a record that fits is short enough; see appendSlow.)
 	n, e := len(rec), l.end
-	if uint(n-1) < uint(len(l.run)-e) && l.lens.ntail < len(l.lens.tail) && &l.run[e] == &rec[0] {
+	if uint(n-1) < uint(len(l.run)-e) && uint(l.lens.ntail) < uint(len(l.lens.tail)) && &l.run[e] == &rec[0] {
 		l.lens.tail[l.lens.ntail] = uint16(n)
 		l.lens.ntail++
 		l.end = e + n
