@@ -60,7 +60,7 @@ const runStart = 1<<16 - 1
 // within these bounds, so a short log allocates little and a long one few
 // chunks (maxRunChunk run slices are 24 KiB, maxLenChunk lengths 16 KiB).
 const (
-	minRunChunk = 16
+	minRunChunk = 64
 	maxRunChunk = 1024
 	minLenChunk = 256
 	maxLenChunk = 8192
