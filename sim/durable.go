@@ -143,9 +143,15 @@ func (l *recordLog) clone() [][]byte {
 	return recs
 }
 
-// from returns a new log of the records from index i on.
+// from returns a new log of the records from index i on. l must not be
+// used afterwards: when no record is kept (a snapshot of the whole
+// journal, the usual case), the new log reuses l's last chunks.
 func (l *recordLog) from(i int) recordLog {
 	var kept recordLog
+	if i >= l.len() {
+		kept.runs, kept.lens = l.runs.emptied(), l.lens.emptied()
+		return kept
+	}
 	// Unclipped, so that records adjacent here form runs there too, and
 	// the last run can grow as it could here.
 	l.each(i, kept.append)
@@ -177,6 +183,13 @@ func (c *chunked[T]) append(v T, minChunk, maxChunk int) {
 	}
 	c.tail[c.ntail] = v
 	c.ntail++
+}
+
+// emptied returns an empty sequence that fills c's last chunk again, its
+// elements cleared (c must not be used afterwards).
+func (c *chunked[T]) emptied() chunked[T] {
+	clear(c.tail[:c.ntail])
+	return chunked[T]{tail: c.tail}
 }
 
 // cursor reads a chunked sequence from its start.
