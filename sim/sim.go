@@ -606,8 +606,16 @@ func (n *node) makeDurable(k int) {
 		ops[i] = diskOp{} // the journal has what it needs; not clear(): see Effects.Reset
 	}
 	n.applied += k
-	if n.applied == len(n.unsynced) {
+	switch {
+	case n.applied == len(n.unsynced):
 		n.unsynced, n.applied = n.unsynced[:0], 0
+	case n.applied >= 64 && 2*n.applied >= len(n.unsynced):
+		// Syncs that overlap without end never empty the array: move
+		// what is left to its front once the durable part is at least
+		// half of it, so that it does not grow with every write made.
+		rest := copy(n.unsynced, n.unsynced[n.applied:])
+		clear(n.unsynced[rest:])
+		n.unsynced, n.applied = n.unsynced[:rest], 0
 	}
 }
 

@@ -615,3 +615,26 @@ func TestCrashAtSyncCompletionKeepsTheWrites(t *testing.T) {
 		t.Fatalf("%d messages delivered and %d writes durable, want both 1: the sync completed, so the message left with its write", delivered, durable)
 	}
 }
+
+// TestOverlappingSyncsKeepUnsyncedBounded: a node that writes and syncs
+// faster than its syncs complete always has writes in flight, so its
+// unsynced writes never all become durable at once; the array that holds
+// them must still not grow with every write ever made.
+func TestOverlappingSyncsKeepUnsyncedBounded(t *testing.T) {
+	s := New(Config{Seed: 1, Nodes: 1, New: probes(1, 0), SyncLatency: 5 * time.Millisecond})
+	s.RunFor(time.Millisecond)
+	for i := range 10_000 {
+		s.Inject(0, cmd{SendTo: -1, Sync: true, Records: []string{fmt.Sprint(i)}})
+		s.RunFor(time.Millisecond)
+	}
+	n := s.nodes[0]
+	if pending := len(n.unsynced) - n.applied; pending > 8 {
+		t.Fatalf("%d writes not yet durable with syncs of 5ms every 1ms", pending)
+	}
+	if c := cap(n.unsynced); c > 256 {
+		t.Fatalf("unsynced writes held in an array of %d after 10,000 writes", c)
+	}
+	if got := len(s.Durable(0).Records); got < 10_000-8 {
+		t.Fatalf("%d records durable of 10,000", got)
+	}
+}
