@@ -138,10 +138,17 @@ func (l *entryLog) truncate(i int) {
 		*l = entryLog{}
 		return
 	}
-	// Release the blocks that now lie wholly past the end.
-	nb := (l.off + i + logBlockMask) >> logBlockShift
+	// Release the blocks that now lie wholly past the end, and the
+	// pointers to dropped entries in the block the cut falls in (pointer
+	// blocks are the log's alone; own slots are not cleared, as messages
+	// may hold them).
+	end := l.off + i
+	nb := (end + logBlockMask) >> logBlockShift
 	clear(l.refs[nb:])
 	l.refs = l.refs[:nb]
+	if j := end & logBlockMask; j != 0 {
+		clear(l.refs[nb-1][j:])
+	}
 	if len(l.own) > nb {
 		clear(l.own[nb:])
 		l.own = l.own[:nb]

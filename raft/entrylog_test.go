@@ -134,3 +134,24 @@ func TestEntryLogSharesEntries(t *testing.T) {
 		t.Error("a slice spanning two blocks shares memory")
 	}
 }
+
+// TestEntryLogTruncateReleasesDropped: a cut inside a block leaves no
+// pointer to a dropped entry in the log, so that a dropped entry (and the
+// message array or block it lies in) is not kept alive by the log.
+func TestEntryLogTruncateReleasesDropped(t *testing.T) {
+	var l entryLog
+	es := make([]Entry, 10)
+	for i := range es {
+		es[i] = Entry{Index: uint64(i + 1), Term: 1}
+	}
+	l.append(es)
+	l.truncate(4)
+	for j, p := range l.refs[0] {
+		if j >= l.off+4 && p != nil {
+			t.Fatalf("slot %d still points to dropped entry %+v", j, *p)
+		}
+	}
+	if l.len() != 4 || l.at(3) != &es[3] {
+		t.Fatalf("after the cut: %d entries, last %+v", l.len(), *l.at(l.len() - 1))
+	}
+}

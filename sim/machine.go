@@ -180,8 +180,9 @@ func (e *Effects) CancelTimer(name string) {
 	e.Timers = append(e.Timers, TimerOp{Name: name, Cancel: true})
 }
 
-// Append adds a record to the node's journal. The host keeps rec as it is;
-// the machine must not modify it afterwards.
+// Append adds a record to the node's journal. The host keeps rec as it is,
+// and never writes to it or past its end (rec may share its array with the
+// machine's later records); the machine must not modify it afterwards.
 func (e *Effects) Append(rec []byte) { e.Appends = append(e.Appends, rec) }
 
 // Sync asks for every journal write so far to be made durable even if this

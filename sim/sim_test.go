@@ -638,3 +638,31 @@ func TestOverlappingSyncsKeepUnsyncedBounded(t *testing.T) {
 		t.Fatalf("%d records durable of 10,000", got)
 	}
 }
+
+// TestPlainNetworkDrawsAsSample: send draws a plain network's delay itself
+// rather than through Network.sample; the two must agree draw for draw, so
+// a run is the same either way (the hash covers every event's time).
+func TestPlainNetworkDrawsAsSample(t *testing.T) {
+	for _, nw := range []Network{
+		{Delay: time.Millisecond, Jitter: time.Millisecond, Loss: 0.01},
+		{Delay: 3 * time.Millisecond, Jitter: 7*time.Millisecond + 3},
+	} {
+		if !plainNetwork(nw) {
+			t.Fatalf("%v: not plain", nw)
+		}
+		run := func(viaSample bool) (uint64, Stats) {
+			s := New(Config{Seed: 7, Nodes: 4, New: probes(4, 10*time.Millisecond), Network: nw})
+			s.netPlain = !viaSample
+			s.RunFor(10 * time.Second)
+			return s.Hash(), s.Stats()
+		}
+		h1, st1 := run(false)
+		h2, st2 := run(true)
+		if st1.Delivered < 1000 {
+			t.Fatalf("%v: only %d messages delivered", nw, st1.Delivered)
+		}
+		if h1 != h2 || st1 != st2 {
+			t.Errorf("%v: inline draws give hash %x %+v, Network.sample %x %+v", nw, h1, st1, h2, st2)
+		}
+	}
+}
